@@ -1,0 +1,163 @@
+package meta
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/lni/dragonboat/v4/statemachine"
+
+	"shardlog/placement"
+)
+
+// Result is the outcome of applying one command, as dragonboat returns it to
+// the proposer: Value is the Code (0 on success); Data is the error message,
+// or the JSON of the created or deleted Topic.
+type Result = statemachine.Result
+
+// ApplyBytes decodes and applies one log entry. Undecodable bytes give a
+// CodeInvalidArgument result; the state then changes only its Index.
+func (s *State) ApplyBytes(index uint64, b []byte) Result {
+	c, err := Decode(b)
+	if err != nil {
+		s.Index = index
+		return errorResult(errorf(CodeInvalidArgument, "%v", err))
+	}
+	return s.Apply(index, c)
+}
+
+// Apply applies command c at Raft index index. It is pure and deterministic.
+// An invalid command changes nothing but s.Index and reports its error in
+// the result (see ResultError).
+func (s *State) Apply(index uint64, c Command) Result {
+	s.Index = index
+	var err *Error
+	var data []byte
+	switch {
+	case c.Op == OpRegisterNode && c.RegisterNode != nil:
+		err = s.registerNode(index, *c.RegisterNode)
+	case c.Op == OpCreateTopic && c.CreateTopic != nil:
+		data, err = s.createTopic(index, c.CreateTopic)
+	case c.Op == OpDeleteTopic && c.DeleteTopic != nil:
+		data, err = s.deleteTopic(c.DeleteTopic.Name)
+	default:
+		err = errorf(CodeInvalidArgument, "%v", c.check())
+	}
+	if err != nil {
+		return errorResult(err)
+	}
+	return Result{Value: uint64(CodeOK), Data: data}
+}
+
+// registerNode inserts node n or updates its addresses, zone and MetaVoter.
+func (s *State) registerNode(index uint64, n Node) *Error {
+	if n.ID == 0 {
+		return errorf(CodeInvalidArgument, "node ID 0 is invalid")
+	}
+	if old, ok := s.Nodes[n.ID]; ok {
+		n.JoinedIndex = old.JoinedIndex
+	} else {
+		n.JoinedIndex = index
+	}
+	s.Nodes[n.ID] = &n
+	return nil
+}
+
+// createTopic validates, places and records a topic, returning its JSON.
+func (s *State) createTopic(index uint64, ct *CreateTopic) ([]byte, *Error) {
+	limits := ct.Limits.WithDefaults()
+	spec := ct.Spec
+	if err := ValidateSpec(spec, limits); err != nil {
+		return nil, asError(err)
+	}
+	if _, ok := s.Topics[spec.Name]; ok {
+		return nil, errorf(CodeAlreadyExists, "topic %q already exists", spec.Name)
+	}
+	if len(s.Topics) >= limits.MaxTopics {
+		return nil, errorf(CodeResourceExhausted, "topic %q: the cluster already has the maximum of %d topics", spec.Name, limits.MaxTopics)
+	}
+	candidates := make([]placement.Node, 0, len(ct.Candidates))
+	seen := make(map[uint64]bool, len(ct.Candidates))
+	for _, c := range ct.Candidates {
+		n, ok := s.Nodes[NodeID(c.ID)]
+		if !ok {
+			return nil, errorf(CodeFailedPrecondition, "topic %q: candidate node %d is not registered", spec.Name, c.ID)
+		}
+		if seen[c.ID] {
+			return nil, errorf(CodeInvalidArgument, "topic %q: candidate node %d is listed twice", spec.Name, c.ID)
+		}
+		seen[c.ID] = true
+		candidates = append(candidates, placement.Node{ID: c.ID, Zone: n.Zone})
+	}
+	if int(spec.ReplicationFactor) > len(candidates) {
+		return nil, errorf(CodeFailedPrecondition, "replication factor %d exceeds the %d live nodes", spec.ReplicationFactor, len(candidates))
+	}
+	placed, err := placement.PlaceShards(candidates, s.placements(), int(spec.Shards), int(spec.ReplicationFactor))
+	if err != nil {
+		code := CodeInvalidArgument
+		if errors.Is(err, placement.ErrNotEnoughNodes) {
+			code = CodeFailedPrecondition
+		}
+		return nil, errorf(code, "topic %q: %v", spec.Name, err)
+	}
+
+	if spec.Compression == "" {
+		spec.Compression = CompressionNone
+	}
+	t := &Topic{TopicSpec: spec, ShardList: make([]Shard, len(placed)), CreatedIndex: index}
+	for i, nodes := range placed {
+		sh := Shard{Index: uint32(i), ShardID: s.NextShardID, Replicas: make([]Replica, len(nodes))}
+		s.NextShardID++
+		for j, id := range nodes {
+			sh.Replicas[j] = Replica{ReplicaID: s.NextReplicaID, NodeID: NodeID(id)}
+			s.NextReplicaID++
+		}
+		t.ShardList[i] = sh
+	}
+	s.Topics[spec.Name] = t
+	return mustJSON(t), nil
+}
+
+// deleteTopic removes a topic, returning its JSON.
+func (s *State) deleteTopic(name string) ([]byte, *Error) {
+	t, ok := s.Topics[name]
+	if !ok {
+		return nil, errorf(CodeNotFound, "topic %q does not exist", name)
+	}
+	delete(s.Topics, name)
+	return mustJSON(t), nil
+}
+
+// placements lists every shard's replica node IDs, preferred leader first, in
+// topic name and shard index order.
+func (s *State) placements() [][]uint64 {
+	var out [][]uint64
+	for _, t := range s.SortedTopics() {
+		for _, sh := range t.ShardList {
+			ids := make([]uint64, len(sh.Replicas))
+			for i, r := range sh.Replicas {
+				ids[i] = uint64(r.NodeID)
+			}
+			out = append(out, ids)
+		}
+	}
+	return out
+}
+
+// asError converts a validation error to *Error.
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return errorf(CodeInvalidArgument, "%v", err)
+}
+
+// mustJSON encodes a value that cannot fail to encode (plain structs).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("meta: encode %T: %v", v, err))
+	}
+	return b
+}

@@ -1,0 +1,100 @@
+package meta
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"shardlog/placement"
+)
+
+// Command operations: the "op" field of an encoded Command.
+const (
+	// OpRegisterNode inserts or updates a node.
+	OpRegisterNode = "register_node"
+	// OpCreateTopic creates a topic and places its shards.
+	OpCreateTopic = "create_topic"
+	// OpDeleteTopic deletes a topic.
+	OpDeleteTopic = "delete_topic"
+)
+
+// Command is one entry of the meta group's log. Exactly the payload named by
+// Op is set.
+type Command struct {
+	// Op names the operation and thus the payload.
+	Op string `json:"op"`
+	// RegisterNode is the node to insert or update (OpRegisterNode).
+	RegisterNode *Node `json:"register_node,omitempty"`
+	// CreateTopic is the topic to create (OpCreateTopic).
+	CreateTopic *CreateTopic `json:"create_topic,omitempty"`
+	// DeleteTopic names the topic to delete (OpDeleteTopic).
+	DeleteTopic *DeleteTopic `json:"delete_topic,omitempty"`
+}
+
+// CreateTopic asks for a topic to be created and placed.
+type CreateTopic struct {
+	// Spec is the requested topic.
+	Spec TopicSpec `json:"spec"`
+	// Candidates are the live nodes the proposer allows replicas on; each
+	// must be registered. The registered zone is used, not this one.
+	Candidates []placement.Node `json:"candidates"`
+	// Limits are the proposer's configured limits; zero fields mean defaults.
+	Limits Limits `json:"limits"`
+}
+
+// DeleteTopic asks for a topic to be deleted.
+type DeleteTopic struct {
+	// Name is the topic to delete.
+	Name string `json:"name"`
+}
+
+// Encode returns the command's JSON encoding after checking that it is
+// well-formed (see Decode).
+func Encode(c Command) ([]byte, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("meta: encode command: %w", err)
+	}
+	return b, nil
+}
+
+// Decode parses an encoded command. It fails with ErrInvalidCommand for bytes
+// that are not JSON, name an unknown op, or do not carry exactly the payload
+// of their op.
+func Decode(b []byte) (Command, error) {
+	var c Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Command{}, fmt.Errorf("%w: %v", ErrInvalidCommand, err)
+	}
+	if err := c.check(); err != nil {
+		return Command{}, err
+	}
+	return c, nil
+}
+
+// check reports whether the command carries exactly the payload of its op.
+func (c Command) check() error {
+	set := 0
+	for _, p := range []bool{c.RegisterNode != nil, c.CreateTopic != nil, c.DeleteTopic != nil} {
+		if p {
+			set++
+		}
+	}
+	var ok bool
+	switch c.Op {
+	case OpRegisterNode:
+		ok = c.RegisterNode != nil
+	case OpCreateTopic:
+		ok = c.CreateTopic != nil
+	case OpDeleteTopic:
+		ok = c.DeleteTopic != nil
+	default:
+		return fmt.Errorf("%w: unknown op %q", ErrInvalidCommand, c.Op)
+	}
+	if !ok || set != 1 {
+		return fmt.Errorf("%w: op %q needs exactly its own payload", ErrInvalidCommand, c.Op)
+	}
+	return nil
+}
