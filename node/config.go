@@ -1,0 +1,227 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// DefaultDeploymentID keeps shardlog NodeHosts from talking to other dragonboat
+// applications on the same network ("SHRDLOG1").
+const DefaultDeploymentID uint64 = 0x5348_5244_4c4f_4731
+
+// Config is everything one node needs. Only cmd fills it from flags; tests fill it
+// through nodetest. Fields marked "fixed" may never change once the directory exists.
+type Config struct {
+	// Dir holds the node's identity, Raft log and segment store. Required. Fixed.
+	Dir string
+	// Host is the address the node binds on. Default 127.0.0.1.
+	Host string
+	// AdvertiseHost is the address other nodes and clients dial. Default Host; required
+	// when Host is a wildcard (0.0.0.0, ::). Fixed for the Raft port (dragonboat keeps it).
+	AdvertiseHost string
+	// Port is the client gRPC port (also used node to node). Default 7400.
+	Port int
+	// RaftPort is dragonboat's transport port. Default Port+1. Fixed.
+	RaftPort int
+	// GossipPort is memberlist's TCP+UDP port. Default Port+2.
+	GossipPort int
+	// Join lists client addresses (host:port) of existing members. Only read when the
+	// directory is new; a restart finds its peers in its own copy of the meta group.
+	Join []string
+	// Zone is the failure domain (rack, availability zone) used by placement.
+	Zone string
+	// MetaVoters is how many nodes vote in the meta group; later joiners hold
+	// non-voting replicas. Default 3.
+	MetaVoters int
+	// DeploymentID separates clusters (dragonboat refuses messages from other IDs). Fixed.
+	DeploymentID uint64
+
+	// MaxBatchBytes bounds one produced batch. Default 8 MiB.
+	MaxBatchBytes int
+	// MaxRecordBytes bounds one record's key+value+headers. Default 1 MiB.
+	MaxRecordBytes int
+	// MaxFetchBytes bounds one fetch answer. Default 16 MiB.
+	MaxFetchBytes int
+	// MaxFetchWait bounds a long poll. Default 30 s.
+	MaxFetchWait time.Duration
+	// MaxShardsPerTopic bounds CreateTopic. Default 4096.
+	MaxShardsPerTopic int
+	// MaxReplicationFactor bounds CreateTopic. Default 7.
+	MaxReplicationFactor int
+
+	// RequestTimeout is the deadline given to calls that arrive without one. Default 10 s.
+	RequestTimeout time.Duration
+	// ProposalTimeout bounds one Raft proposal attempt; a request retries attempts
+	// until its own deadline. Short, because a proposal forwarded to a leader that just
+	// died is lost silently. Default 2 s.
+	ProposalTimeout time.Duration
+	// RTTMillisecond is dragonboat's tick. Default 10. Fixed in spirit: all nodes should agree.
+	RTTMillisecond uint64
+	// ElectionRTT is the election timeout in ticks. Default 30 (300-600 ms).
+	ElectionRTT uint64
+	// HeartbeatRTT is the heartbeat interval in ticks. Default 3.
+	HeartbeatRTT uint64
+	// SnapshotEntries is how many applied entries trigger a Raft snapshot (which lets
+	// the Raft log be compacted). Default 10000.
+	SnapshotEntries uint64
+	// CompactionOverhead is how many entries stay behind a snapshot so lagging
+	// followers catch up from the log. Default 5000.
+	CompactionOverhead uint64
+	// LogDBMemory picks dragonboat's LogDB memory preset: tiny (256 MB cap), small
+	// (1 GB cap, default) or medium (4 GB cap). Fixed.
+	LogDBMemory string
+	// ExecShards is dragonboat's step worker count; fewer group more shards into one
+	// fsync. Default 4. Fixed.
+	ExecShards uint64
+	// RetentionInterval is how often a shard leader checks retention. Default 30 s.
+	RetentionInterval time.Duration
+	// GossipFast uses short gossip timings (tests).
+	GossipFast bool
+	// Logger receives every log line, dragonboat's and memberlist's included.
+	Logger *slog.Logger
+	// DragonboatLogLevel filters dragonboat's own logs. Default slog.LevelWarn.
+	DragonboatLogLevel slog.Level
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.AdvertiseHost == "" && !isWildcard(c.Host) {
+		c.AdvertiseHost = c.Host
+	}
+	if c.Port == 0 {
+		c.Port = 7400
+	}
+	if c.RaftPort == 0 {
+		c.RaftPort = c.Port + 1
+	}
+	if c.GossipPort == 0 {
+		c.GossipPort = c.Port + 2
+	}
+	if c.MetaVoters == 0 {
+		c.MetaVoters = 3
+	}
+	if c.DeploymentID == 0 {
+		c.DeploymentID = DefaultDeploymentID
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = 8 << 20
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = 1 << 20
+	}
+	if c.MaxFetchBytes == 0 {
+		c.MaxFetchBytes = 16 << 20
+	}
+	if c.MaxFetchWait == 0 {
+		c.MaxFetchWait = 30 * time.Second
+	}
+	if c.MaxShardsPerTopic == 0 {
+		c.MaxShardsPerTopic = 4096
+	}
+	if c.MaxReplicationFactor == 0 {
+		c.MaxReplicationFactor = 7
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.ProposalTimeout == 0 {
+		c.ProposalTimeout = 2 * time.Second
+	}
+	if c.RTTMillisecond == 0 {
+		c.RTTMillisecond = 10
+	}
+	if c.ElectionRTT == 0 {
+		c.ElectionRTT = 30
+	}
+	if c.HeartbeatRTT == 0 {
+		c.HeartbeatRTT = 3
+	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = 10000
+	}
+	if c.CompactionOverhead == 0 {
+		c.CompactionOverhead = 5000
+	}
+	if c.LogDBMemory == "" {
+		c.LogDBMemory = "small"
+	}
+	if c.ExecShards == 0 {
+		c.ExecShards = 4
+	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.DragonboatLogLevel == 0 {
+		c.DragonboatLogLevel = slog.LevelWarn
+	}
+}
+
+// Validate reports every problem with the configuration at once. It does no I/O.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("--dir is required"))
+	}
+	if c.AdvertiseHost == "" {
+		errs = append(errs, fmt.Errorf("--advertise-host is required when --host is %q", c.Host))
+	} else if isWildcard(c.AdvertiseHost) {
+		errs = append(errs, fmt.Errorf("--advertise-host %q is not an address others can dial", c.AdvertiseHost))
+	}
+	for name, p := range map[string]int{"--port": c.Port, "--raft-port": c.RaftPort, "--gossip-port": c.GossipPort} {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("%s %d is not a port (1-65535)", name, p))
+		}
+	}
+	if c.Port == c.RaftPort || c.Port == c.GossipPort || c.RaftPort == c.GossipPort {
+		errs = append(errs, fmt.Errorf("ports must differ: --port %d, --raft-port %d, --gossip-port %d", c.Port, c.RaftPort, c.GossipPort))
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			errs = append(errs, fmt.Errorf("--join %q is not host:port", j))
+		}
+	}
+	if c.MetaVoters < 1 || c.MetaVoters > 7 {
+		errs = append(errs, fmt.Errorf("--meta-voters %d must be 1..7", c.MetaVoters))
+	}
+	if c.MaxRecordBytes > c.MaxBatchBytes {
+		errs = append(errs, fmt.Errorf("--max-record-bytes %d exceeds --max-batch-bytes %d", c.MaxRecordBytes, c.MaxBatchBytes))
+	}
+	if c.ElectionRTT <= 2*c.HeartbeatRTT {
+		errs = append(errs, fmt.Errorf("election RTT %d must exceed twice the heartbeat RTT %d", c.ElectionRTT, c.HeartbeatRTT))
+	}
+	switch c.LogDBMemory {
+	case "tiny", "small", "medium":
+	default:
+		errs = append(errs, fmt.Errorf("--logdb-memory %q must be tiny, small or medium", c.LogDBMemory))
+	}
+	if c.MaxShardsPerTopic < 1 {
+		errs = append(errs, fmt.Errorf("--max-shards-per-topic %d must be at least 1", c.MaxShardsPerTopic))
+	}
+	if c.MaxReplicationFactor < 1 || c.MaxReplicationFactor > 7 {
+		errs = append(errs, fmt.Errorf("--max-replication-factor %d must be 1..7", c.MaxReplicationFactor))
+	}
+	return errors.Join(errs...)
+}
+
+// ClientAddr is the advertised client gRPC address.
+func (c *Config) ClientAddr() string { return hostPort(c.AdvertiseHost, c.Port) }
+
+// RaftAddr is the advertised dragonboat address.
+func (c *Config) RaftAddr() string { return hostPort(c.AdvertiseHost, c.RaftPort) }
+
+// GossipAddr is the advertised memberlist address.
+func (c *Config) GossipAddr() string { return hostPort(c.AdvertiseHost, c.GossipPort) }
+
+func hostPort(h string, p int) string { return net.JoinHostPort(h, strconv.Itoa(p)) }
+
+func isWildcard(h string) bool { return h == "0.0.0.0" || h == "::" || h == "" }

@@ -1,0 +1,90 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// identity is what a node keeps about itself in <dir>/node.json.
+type identity struct {
+	// NodeID is random, created on first start, and also the node's ReplicaID in the meta group.
+	NodeID uint64 `json:"node_id"`
+	// RaftAddr is fixed for the directory's lifetime (dragonboat refuses another).
+	RaftAddr string `json:"raft_addr"`
+	// MetaStarted is set once the local meta replica was created (bootstrapped or joined);
+	// from then on restarts need no --join.
+	MetaStarted bool `json:"meta_started"`
+	// MetaVoter says whether this node votes in the meta group.
+	MetaVoter bool `json:"meta_voter"`
+}
+
+const identityFile = "node.json"
+
+func loadIdentity(dir string) (identity, bool, error) {
+	var id identity
+	b, err := os.ReadFile(filepath.Join(dir, identityFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return id, false, nil
+	}
+	if err != nil {
+		return id, false, err
+	}
+	if err := json.Unmarshal(b, &id); err != nil {
+		return id, false, fmt.Errorf("node: %s is corrupt: %w", filepath.Join(dir, identityFile), err)
+	}
+	if id.NodeID == 0 {
+		return id, false, fmt.Errorf("node: %s has no node ID", filepath.Join(dir, identityFile))
+	}
+	return id, true, nil
+}
+
+func newNodeID() uint64 {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic(err) // crypto/rand never fails on Linux
+		}
+		// Keep IDs below 2^63 so they print the same signed and unsigned in JSON tools.
+		if id := binary.LittleEndian.Uint64(b[:]) >> 1; id != 0 {
+			return id
+		}
+	}
+}
+
+// saveIdentity writes the file atomically: temp file, fsync, rename, fsync dir.
+func saveIdentity(dir string, id identity) error {
+	b, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, identityFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, identityFile)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

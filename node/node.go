@@ -1,0 +1,309 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/config"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"shardlog/gossip"
+	"shardlog/meta"
+	pb "shardlog/proto/shardlogv1"
+	"shardlog/segment"
+	"shardlog/shard"
+)
+
+// Node is one running shardlog server: a dragonboat NodeHost with the meta replica and
+// this node's shard replicas, the segment store, gossip and the gRPC server.
+//
+// Goroutines (all owned by Node and joined in Close): the gRPC server; metaLoop, which
+// refreshes the meta view and reconciles replicas; registerLoop until the view shows
+// this node; retentionLoop. Lock order: n.mu, then anything inside dragonboat.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+	id  identity
+
+	nh     *dragonboat.NodeHost
+	store  *segment.Store
+	hub    *shard.Hub
+	gossip *gossip.Gossip
+	grpc   *grpc.Server
+	lis    net.Listener
+	peers  *peerPool
+
+	view        atomic.Pointer[meta.State]
+	metaChanged chan struct{}
+	// leaderHints caches shardID -> NodeID of the last node seen leading the shard.
+	leaderHints sync.Map
+
+	mu      sync.Mutex
+	running map[uint64]uint64 // shardID -> ReplicaID of replicas started here
+	cleaned bool              // local leftovers of deleted shards were removed once
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// Start opens (or creates) the node's directory, joins or bootstraps the cluster,
+// and serves until Close.
+func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	setupDragonboatLogging(cfg.Logger, cfg.DragonboatLogLevel)
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("node: create --dir: %w", err)
+	}
+	id, exists, err := loadIdentity(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		id = identity{NodeID: newNodeID(), RaftAddr: cfg.RaftAddr()}
+		if err := saveIdentity(cfg.Dir, id); err != nil {
+			return nil, fmt.Errorf("node: save identity: %w", err)
+		}
+	} else if id.RaftAddr != cfg.RaftAddr() {
+		return nil, fmt.Errorf("node: %s was created with Raft address %s, now %s: the Raft address of a directory cannot change",
+			cfg.Dir, id.RaftAddr, cfg.RaftAddr())
+	}
+	n := &Node{
+		cfg:         cfg,
+		log:         cfg.Logger.With("node", fmt.Sprintf("%016x", id.NodeID)),
+		id:          id,
+		hub:         shard.NewHub(),
+		peers:       newPeerPool(),
+		metaChanged: make(chan struct{}, 1),
+		running:     map[uint64]uint64{},
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	n.store, err = segment.Open(filepath.Join(cfg.Dir, "segments"), segment.Options{Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("node: open segment store: %w", err)
+	}
+	if err := n.startNodeHost(); err != nil {
+		return nil, err
+	}
+	if err := n.startGRPC(); err != nil {
+		return nil, err
+	}
+	seeds, err := n.startMeta(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.startGossip(seeds); err != nil {
+		return nil, err
+	}
+	n.wg.Add(3)
+	go n.metaLoop()
+	go n.registerLoop()
+	go n.retentionLoop()
+	n.log.Info("node started", "client", cfg.ClientAddr(), "raft", cfg.RaftAddr(), "gossip", cfg.GossipAddr(),
+		"zone", cfg.Zone, "meta_voter", n.id.MetaVoter)
+	return n, nil
+}
+
+// ID is the node's ID.
+func (n *Node) ID() uint64 { return n.id.NodeID }
+
+// ClientAddr is the address clients dial.
+func (n *Node) ClientAddr() string { return n.cfg.ClientAddr() }
+
+// Config returns the node's configuration with defaults filled in.
+func (n *Node) Config() Config { return n.cfg }
+
+// Store exposes the node's segment store (tests check what is on disk).
+func (n *Node) Store() *segment.Store { return n.store }
+
+// NodeHost exposes dragonboat (tests wait for leaders through it).
+func (n *Node) NodeHost() *dragonboat.NodeHost { return n.nh }
+
+func (n *Node) startNodeHost() error {
+	logdb := config.GetSmallMemLogDBConfig()
+	switch n.cfg.LogDBMemory {
+	case "tiny":
+		logdb = config.GetTinyMemLogDBConfig()
+	case "medium":
+		logdb = config.GetMediumMemLogDBConfig()
+	}
+	engine := config.GetDefaultEngineConfig()
+	engine.ExecShards = n.cfg.ExecShards
+	nhc := config.NodeHostConfig{
+		NodeHostDir:    filepath.Join(n.cfg.Dir, "raft"),
+		RTTMillisecond: n.cfg.RTTMillisecond,
+		RaftAddress:    n.cfg.RaftAddr(),
+		ListenAddress:  hostPort(n.cfg.Host, n.cfg.RaftPort),
+		DeploymentID:   n.cfg.DeploymentID,
+		// Bound per-peer queues so a slow peer cannot take all memory.
+		MaxSendQueueSize:    256 << 20,
+		MaxReceiveQueueSize: 256 << 20,
+		Expert: config.ExpertConfig{
+			LogDB:  logdb,
+			Engine: engine,
+		},
+	}
+	nh, err := dragonboat.NewNodeHost(nhc)
+	if err != nil {
+		return fmt.Errorf("node: start Raft on %s: %w", nhc.ListenAddress, err)
+	}
+	n.nh = nh
+	return nil
+}
+
+func (n *Node) startGRPC() error {
+	lis, err := net.Listen("tcp", hostPort(n.cfg.Host, n.cfg.Port))
+	if err != nil {
+		return fmt.Errorf("node: listen for clients: %w", err)
+	}
+	n.lis = lis
+	n.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(n.cfg.MaxBatchBytes+(1<<20)),
+		grpc.MaxSendMsgSize(n.cfg.MaxFetchBytes+n.cfg.MaxBatchBytes+(1<<20)),
+		grpc.ChainUnaryInterceptor(n.unaryInterceptor),
+		grpc.ChainStreamInterceptor(n.streamInterceptor),
+	)
+	pb.RegisterAdminServer(n.grpc, &adminService{n: n})
+	pb.RegisterLogServer(n.grpc, &logService{n: n})
+	pb.RegisterClusterServer(n.grpc, &clusterService{n: n})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (n *Node) startGossip(seeds []string) error {
+	g, err := gossip.Start(gossip.Config{
+		NodeID:        n.id.NodeID,
+		BindAddr:      n.cfg.Host,
+		BindPort:      n.cfg.GossipPort,
+		AdvertiseAddr: n.cfg.AdvertiseHost,
+		AdvertisePort: n.cfg.GossipPort,
+		Meta:          gossip.NodeMeta{ClientAddr: n.cfg.ClientAddr(), Zone: n.cfg.Zone},
+		Logger:        n.log,
+		Fast:          n.cfg.GossipFast,
+		Seeds:         n.gossipSeeds,
+	})
+	if err != nil {
+		return fmt.Errorf("node: start gossip on %s: %w", hostPort(n.cfg.Host, n.cfg.GossipPort), err)
+	}
+	n.gossip = g
+	if len(seeds) == 0 {
+		seeds = n.gossipSeeds()
+	}
+	if len(seeds) > 0 {
+		if _, err := g.Join(seeds); err != nil {
+			// Not fatal: the rejoin loop retries with the seeds from the meta view.
+			n.log.Warn("gossip join failed; will retry", "seeds", seeds, "err", err)
+		}
+	}
+	return nil
+}
+
+// gossipSeeds lists the gossip addresses of the other registered nodes.
+func (n *Node) gossipSeeds() []string {
+	v := n.view.Load()
+	if v == nil {
+		return nil
+	}
+	var out []string
+	for _, nd := range v.SortedNodes() {
+		if uint64(nd.ID) != n.id.NodeID && nd.GossipAddr != "" {
+			out = append(out, nd.GossipAddr)
+		}
+	}
+	return out
+}
+
+// dial returns a pooled connection to a peer's client address.
+func (n *Node) dial(addr string) (*grpc.ClientConn, error) { return n.peers.get(addr) }
+
+// Close stops the node: gRPC first (no new work), then loops, gossip, replicas,
+// dragonboat and the store. It is safe to call more than once.
+func (n *Node) Close() {
+	if !n.closed.CompareAndSwap(false, true) {
+		return
+	}
+	n.cancel()
+	if n.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { n.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(2 * time.Second):
+			n.grpc.Stop()
+		}
+	}
+	if n.gossip != nil {
+		_ = n.gossip.Leave(time.Second)
+		_ = n.gossip.Shutdown()
+	}
+	n.wg.Wait()
+	n.peers.close()
+	if n.nh != nil {
+		n.nh.Close()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			n.log.Error("close segment store", "err", err)
+		}
+	}
+	n.log.Info("node stopped")
+}
+
+// peerPool keeps one gRPC connection per peer address.
+type peerPool struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newPeerPool() *peerPool { return &peerPool{conns: map[string]*grpc.ClientConn{}} }
+
+func (p *peerPool) get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+func (p *peerPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, a)
+	}
+}

@@ -1,0 +1,202 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/config"
+
+	"shardlog/meta"
+	"shardlog/shard"
+)
+
+func (n *Node) shardReplicaConfig(shardID, replicaID uint64) config.Config {
+	return config.Config{
+		ShardID:            shardID,
+		ReplicaID:          replicaID,
+		ElectionRTT:        n.cfg.ElectionRTT,
+		HeartbeatRTT:       n.cfg.HeartbeatRTT,
+		CheckQuorum:        true,
+		PreVote:            true,
+		SnapshotEntries:    n.cfg.SnapshotEntries,
+		CompactionOverhead: n.cfg.CompactionOverhead,
+		// Bytes of unapplied entries held in memory; above it proposals get
+		// ErrSystemBusy (back-pressure), and one entry may not exceed it.
+		MaxInMemLogSize: uint64(max(256<<20, 4*n.cfg.MaxBatchBytes)),
+	}
+}
+
+// reconcile makes the replicas running on this node match the meta view: start the
+// ones assigned here, stop and delete the ones whose topic is gone. Only n.mu guards
+// it; it runs on metaLoop.
+func (n *Node) reconcile() {
+	v := n.view.Load()
+	if v == nil {
+		return
+	}
+	desired := map[uint64]meta.ShardRef{}
+	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
+		desired[ref.Shard.ShardID] = ref
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+
+	ids := make([]uint64, 0, len(desired))
+	for id := range desired {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		if _, ok := n.running[id]; ok {
+			continue
+		}
+		ref := desired[id]
+		members := map[uint64]dragonboat.Target{}
+		for _, r := range ref.Shard.Replicas {
+			nd, ok := v.Nodes[r.NodeID]
+			if !ok {
+				continue
+			}
+			members[r.ReplicaID] = nd.RaftAddr
+		}
+		err := n.nh.StartOnDiskReplica(members, false, shard.NewFactory(n.store, n.hub, n.log), n.shardReplicaConfig(id, ref.ReplicaID))
+		if err != nil && !errors.Is(err, dragonboat.ErrShardAlreadyExist) {
+			n.log.Error("start shard replica", "topic", ref.Topic, "shard", id, "replica", ref.ReplicaID, "err", err)
+			continue
+		}
+		n.running[id] = ref.ReplicaID
+		n.log.Debug("started shard replica", "topic", ref.Topic, "shard", id, "replica", ref.ReplicaID)
+	}
+
+	for id, rid := range n.running {
+		if _, ok := desired[id]; ok {
+			continue
+		}
+		n.removeReplica(id, rid)
+		delete(n.running, id)
+	}
+
+	// Data left on disk for shards deleted while this node was down. A shard ID below
+	// NextShardID that the view does not place here was deleted for sure; one at or
+	// above it belongs to a view newer than ours, so it is left alone.
+	if !n.cleaned {
+		n.cleaned = true
+		local, err := n.store.Shards()
+		if err != nil {
+			n.log.Error("list local shards", "err", err)
+			return
+		}
+		for _, id := range local {
+			if _, ok := desired[id]; ok || id >= v.NextShardID {
+				continue
+			}
+			st, _, err := n.store.State(id)
+			if err != nil {
+				n.log.Error("read shard state", "shard", id, "err", err)
+				continue
+			}
+			n.removeReplica(id, st.ReplicaID)
+		}
+	}
+}
+
+// removeReplica stops a replica whose shard was deleted and frees its Raft log and
+// segment data.
+func (n *Node) removeReplica(shardID, replicaID uint64) {
+	if err := n.nh.StopReplica(shardID, replicaID); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
+		n.log.Error("stop shard replica", "shard", shardID, "err", err)
+		return
+	}
+	if replicaID != 0 {
+		// The engine unloads a stopped replica asynchronously; its state machine must
+		// be gone before the segment data is deleted under it.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := n.nh.RemoveData(shardID, replicaID)
+			if errors.Is(err, dragonboat.ErrShardNotStopped) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				n.log.Error("remove Raft data; keeping segment data", "shard", shardID, "replica", replicaID, "err", err)
+				return
+			}
+			break
+		}
+	}
+	if err := n.store.DeleteShard(shardID); err != nil {
+		n.log.Error("delete shard data", "shard", shardID, "err", err)
+	}
+	n.hub.Remove(shardID)
+	n.leaderHints.Delete(shardID)
+	n.log.Info("removed shard replica", "shard", shardID, "replica", replicaID)
+}
+
+// hostedReplica returns the ReplicaID of this node's running replica of shardID.
+func (n *Node) hostedReplica(shardID uint64) (uint64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	rid, ok := n.running[shardID]
+	return rid, ok
+}
+
+// retentionLoop lets each shard this node leads drop batches past its topic's
+// retention, through a Raft entry so every replica drops the same prefix.
+func (n *Node) retentionLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.cfg.RetentionInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n.applyRetention(time.Now())
+	}
+}
+
+func (n *Node) applyRetention(now time.Time) {
+	v := n.view.Load()
+	if v == nil {
+		return
+	}
+	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
+		t, _, ok := v.ShardByID(ref.Shard.ShardID)
+		if !ok || (t.RetentionMs == 0 && t.RetentionBytes == 0) {
+			continue
+		}
+		if !n.isLocalLeader(ref.Shard.ShardID) {
+			continue
+		}
+		var olderThan int64
+		if t.RetentionMs > 0 {
+			olderThan = now.UnixMilli() - t.RetentionMs
+		}
+		base, ok, err := n.store.RetentionPoint(ref.Shard.ShardID, olderThan, t.RetentionBytes)
+		if err != nil || !ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ProposalTimeout)
+		_, err = n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(ref.Shard.ShardID), shard.EncodeTruncate(nil, base))
+		cancel()
+		if err != nil {
+			n.log.Warn("retention truncate failed", "topic", t.Name, "shard", ref.Shard.ShardID, "err", err)
+			continue
+		}
+		n.log.Info("retention dropped old batches", "topic", t.Name, "shard", ref.Shard.ShardID, "before", base)
+	}
+}
+
+// isLocalLeader reports whether this node's replica leads shardID.
+func (n *Node) isLocalLeader(shardID uint64) bool {
+	rid, ok := n.hostedReplica(shardID)
+	if !ok {
+		return false
+	}
+	leader, _, valid, err := n.nh.GetLeaderID(shardID)
+	return err == nil && valid && leader == rid
+}

@@ -1,0 +1,172 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"shardlog/meta"
+)
+
+// maxHops bounds node-to-node forwarding of one request: client -> any node ->
+// a replica's node -> the leader's node.
+const maxHops = 2
+
+// leaderHeader carries the ID of the node that served a produce or fetch, so the
+// forwarding node learns the leader and goes straight there next time.
+const leaderHeader = "shardlog-leader"
+
+func (n *Node) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.RequestTimeout)
+		defer cancel()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			n.log.Error("handler panicked", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
+		}
+	}()
+	resp, err = handler(ctx, req)
+	if err != nil {
+		err = toStatus(err)
+		if n.log.Enabled(ctx, slog.LevelDebug) {
+			n.log.Debug("request failed", "method", info.FullMethod, "err", err)
+		}
+	}
+	return resp, err
+}
+
+func (n *Node) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.log.Error("stream handler panicked", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
+		}
+	}()
+	return toStatus(handler(srv, ss))
+}
+
+// resolve finds a topic's shard in the meta view. A topic missing from the local view
+// is looked up again through the meta leader, since it may have been created through
+// another node a moment ago.
+func (n *Node) resolve(ctx context.Context, topic string, index uint32) (*meta.State, *meta.Topic, meta.Shard, error) {
+	v, err := n.metaView()
+	if err != nil {
+		return nil, nil, meta.Shard{}, err
+	}
+	t, ok := v.Topics[topic]
+	if !ok {
+		if fresh, err := n.syncView(ctx); err == nil && fresh != nil {
+			v = fresh
+			t, ok = v.Topics[topic]
+		}
+	}
+	if !ok {
+		if err := meta.ValidateTopicName(topic); err != nil {
+			return nil, nil, meta.Shard{}, status.Error(codes.InvalidArgument, err.Error())
+		}
+		return nil, nil, meta.Shard{}, status.Errorf(codes.NotFound, "topic %q does not exist", topic)
+	}
+	if int(index) >= len(t.ShardList) {
+		return nil, nil, meta.Shard{}, status.Errorf(codes.NotFound, "topic %q has %d shards (0..%d); shard %d does not exist",
+			topic, len(t.ShardList), len(t.ShardList)-1, index)
+	}
+	return v, t, t.ShardList[index], nil
+}
+
+// target says where a shard request goes next: this node, or a peer's client address.
+type target struct {
+	local bool
+	node  meta.NodeID
+	addr  string
+}
+
+// route picks where to send a request for sh. A node with a replica knows the leader
+// from dragonboat; one without uses the leader hint, else a replica's node (rotating
+// with attempt so a dead node is skipped), which forwards once more if needed.
+func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (target, error) {
+	if rid, ok := n.hostedReplica(sh.ShardID); ok {
+		leader, _, valid, err := n.nh.GetLeaderID(sh.ShardID)
+		if err == nil && valid {
+			if leader == rid {
+				return target{local: true, node: meta.NodeID(n.id.NodeID)}, nil
+			}
+			for _, r := range sh.Replicas {
+				if r.ReplicaID == leader {
+					if nd, ok := v.Nodes[r.NodeID]; ok && hops < maxHops {
+						return target{node: r.NodeID, addr: nd.ClientAddr}, nil
+					}
+				}
+			}
+		}
+		return target{}, fmt.Errorf("%w (shard %d: election in progress)", errNoLeader, sh.ShardID)
+	}
+	if hops >= maxHops {
+		return target{}, fmt.Errorf("%w (shard %d: forwarded %d times)", errNoLeader, sh.ShardID, hops)
+	}
+	if h, ok := n.leaderHints.Load(sh.ShardID); ok && attempt == 0 {
+		if nd, ok := v.Nodes[h.(meta.NodeID)]; ok {
+			return target{node: nd.ID, addr: nd.ClientAddr}, nil
+		}
+	}
+	if len(sh.Replicas) == 0 {
+		return target{}, fmt.Errorf("%w (shard %d has no replicas)", errNoLeader, sh.ShardID)
+	}
+	r := sh.Replicas[attempt%len(sh.Replicas)]
+	nd, ok := v.Nodes[r.NodeID]
+	if !ok {
+		return target{}, fmt.Errorf("%w (shard %d: replica node %x unknown)", errNoLeader, sh.ShardID, uint64(r.NodeID))
+	}
+	return target{node: nd.ID, addr: nd.ClientAddr}, nil
+}
+
+// markServed tells the caller (maybe a forwarding node) which node served the call.
+func (n *Node) markServed(ctx context.Context) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(leaderHeader, strconv.FormatUint(n.id.NodeID, 10)))
+}
+
+// learnLeader records the serving node from a forwarded call's header.
+func (n *Node) learnLeader(shardID uint64, md metadata.MD, err error) {
+	if vals := md.Get(leaderHeader); len(vals) == 1 {
+		if id, perr := strconv.ParseUint(vals[0], 10, 64); perr == nil && id != 0 {
+			n.leaderHints.Store(shardID, meta.NodeID(id))
+			return
+		}
+	}
+	if err != nil {
+		n.leaderHints.Delete(shardID)
+	}
+}
+
+// retryLoop runs attempt until it succeeds, fails for good, or ctx ends, backing off
+// between attempts.
+func retryLoop[T any](ctx context.Context, dedupe bool, attempt func(i int) (T, error)) (T, error) {
+	var zero T
+	for i := 0; ; i++ {
+		v, err := attempt(i)
+		if err == nil {
+			return v, nil
+		}
+		if !retryable(err, dedupe) {
+			return zero, err
+		}
+		select {
+		case <-ctx.Done():
+			if status.Code(toStatus(err)) == codes.Unavailable {
+				return zero, status.Errorf(codes.Unavailable, "%s (gave up at the request deadline)", status.Convert(toStatus(err)).Message())
+			}
+			return zero, err
+		case <-time.After(backoff(i)):
+		}
+	}
+}

@@ -1,0 +1,383 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"shardlog/gossip"
+	"shardlog/meta"
+	"shardlog/placement"
+	pb "shardlog/proto/shardlogv1"
+)
+
+type adminService struct {
+	pb.UnimplementedAdminServer
+	n *Node
+}
+
+func specFromProto(s *pb.TopicSpec) meta.TopicSpec {
+	if s == nil {
+		return meta.TopicSpec{}
+	}
+	return meta.TopicSpec{
+		Name:              s.Name,
+		Shards:            s.Shards,
+		ReplicationFactor: s.ReplicationFactor,
+		RetentionMs:       s.RetentionMs,
+		RetentionBytes:    s.RetentionBytes,
+		Compression:       s.Compression,
+	}
+}
+
+func (n *Node) metaLimits() meta.Limits {
+	return meta.Limits{
+		MaxShardsPerTopic:    uint32(n.cfg.MaxShardsPerTopic),
+		MaxReplicationFactor: uint32(n.cfg.MaxReplicationFactor),
+	}
+}
+
+// liveNodes are the registered nodes gossip reports ALIVE: the candidates for new replicas.
+func (n *Node) liveNodes(v *meta.State) []placement.Node {
+	var out []placement.Node
+	for _, nd := range v.SortedNodes() {
+		if n.nodeState(nd.ID) == gossip.StateAlive {
+			out = append(out, placement.Node{ID: uint64(nd.ID), Zone: nd.Zone})
+		}
+	}
+	return out
+}
+
+func (n *Node) nodeState(id meta.NodeID) gossip.State {
+	if uint64(id) == n.id.NodeID {
+		return gossip.StateAlive
+	}
+	if n.gossip == nil {
+		return ""
+	}
+	return n.gossip.State(uint64(id))
+}
+
+func (s *adminService) CreateTopic(ctx context.Context, req *pb.CreateTopicRequest) (*pb.CreateTopicResponse, error) {
+	n := s.n
+	spec := specFromProto(req.Spec)
+	if err := meta.ValidateSpec(spec, n.metaLimits()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	v, err := n.syncView(ctx)
+	if err != nil && v == nil {
+		return nil, err
+	}
+	live := n.liveNodes(v)
+	if int(spec.ReplicationFactor) > len(live) {
+		return nil, status.Errorf(codes.FailedPrecondition, "replication factor %d exceeds the %d live nodes", spec.ReplicationFactor, len(live))
+	}
+	r, retried, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpCreateTopic, CreateTopic: &meta.CreateTopic{Spec: spec, Candidates: live, Limits: n.metaLimits()}})
+	var topic *meta.Topic
+	if err != nil {
+		var me *meta.Error
+		if !(retried && errors.As(err, &me) && me.Code == meta.CodeAlreadyExists) {
+			return nil, err
+		}
+		// An earlier attempt of this very request committed: answer as it would have.
+		fresh, ferr := n.syncView(ctx)
+		if ferr != nil {
+			return nil, err
+		}
+		t, ok := fresh.Topics[spec.Name]
+		if !ok || t.ReplicationFactor != spec.ReplicationFactor || uint32(len(t.ShardList)) != spec.Shards {
+			return nil, err
+		}
+		topic = t
+	} else if topic, err = meta.ResultTopic(r); err != nil {
+		return nil, err
+	}
+	n.refreshView()
+	n.notifyMeta(0)
+	n.waitLeaders(ctx, topic)
+	v, _ = n.metaView()
+	return &pb.CreateTopicResponse{Topic: n.topicInfo(ctx, v, topic, false)}, nil
+}
+
+// waitLeaders waits (bounded) until every shard of a new topic has elected a leader,
+// so the topic is usable when CreateTopic returns. Not having one is not an error:
+// producers retry until their deadline.
+func (n *Node) waitLeaders(ctx context.Context, t *meta.Topic) {
+	deadline := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Add(-time.Second).Before(deadline) {
+		deadline = d.Add(-time.Second)
+	}
+	for time.Now().Before(deadline) {
+		v, err := n.metaView()
+		if err != nil {
+			return
+		}
+		st := n.collectStatus(ctx, v, t.ShardList)
+		all := true
+		for _, sh := range t.ShardList {
+			if st[sh.ShardID].leader == 0 {
+				all = false
+				break
+			}
+		}
+		if all {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *adminService) DeleteTopic(ctx context.Context, req *pb.DeleteTopicRequest) (*pb.DeleteTopicResponse, error) {
+	if err := meta.ValidateTopicName(req.Name); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	_, retried, err := s.n.proposeMeta(ctx, meta.Command{Op: meta.OpDeleteTopic, DeleteTopic: &meta.DeleteTopic{Name: req.Name}})
+	if err != nil {
+		var me *meta.Error
+		if !(retried && errors.As(err, &me) && me.Code == meta.CodeNotFound) {
+			return nil, err
+		}
+	}
+	s.n.notifyMeta(0)
+	return &pb.DeleteTopicResponse{}, nil
+}
+
+// adminView is the freshest view available: linearizable when the meta leader
+// answers, else the local copy (so reads still work in a minority partition).
+func (n *Node) adminView(ctx context.Context) (*meta.State, error) {
+	if v, err := n.syncView(ctx); err == nil && v != nil {
+		return v, nil
+	}
+	return n.metaView()
+}
+
+func (s *adminService) ListTopics(ctx context.Context, _ *pb.ListTopicsRequest) (*pb.ListTopicsResponse, error) {
+	v, err := s.n.adminView(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListTopicsResponse{}
+	for _, t := range v.SortedTopics() {
+		resp.Topics = append(resp.Topics, s.n.topicInfo(ctx, v, t, false))
+	}
+	return resp, nil
+}
+
+func (s *adminService) DescribeTopic(ctx context.Context, req *pb.DescribeTopicRequest) (*pb.DescribeTopicResponse, error) {
+	v, err := s.n.adminView(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := v.Topics[req.Name]
+	if !ok {
+		if err := meta.ValidateTopicName(req.Name); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", req.Name)
+	}
+	return &pb.DescribeTopicResponse{Topic: s.n.topicInfo(ctx, v, t, true)}, nil
+}
+
+// topicInfo converts a topic; withStatus adds leaders and offsets from the replicas.
+func (n *Node) topicInfo(ctx context.Context, v *meta.State, t *meta.Topic, withStatus bool) *pb.TopicInfo {
+	info := &pb.TopicInfo{
+		Spec: &pb.TopicSpec{
+			Name: t.Name, Shards: uint32(len(t.ShardList)), ReplicationFactor: t.ReplicationFactor,
+			RetentionMs: t.RetentionMs, RetentionBytes: t.RetentionBytes, Compression: t.Compression,
+		},
+		CreatedIndex: t.CreatedIndex,
+	}
+	var st map[uint64]shardView
+	if withStatus {
+		st = n.collectStatus(ctx, v, t.ShardList)
+	}
+	for _, sh := range t.ShardList {
+		si := &pb.ShardInfo{Index: sh.Index, ShardId: sh.ShardID}
+		sv, ok := st[sh.ShardID]
+		if ok {
+			si.LeaderNodeId, si.FirstOffset, si.NextOffset, si.StatusError = uint64(sv.leader), sv.first, sv.next, sv.err
+		}
+		for _, r := range sh.Replicas {
+			ri := &pb.ReplicaInfo{ReplicaId: r.ReplicaID, NodeId: uint64(r.NodeID), Leader: ok && sv.leader == r.NodeID}
+			if nd, ok := v.Nodes[r.NodeID]; ok {
+				ri.ClientAddr = nd.ClientAddr
+			}
+			si.Replicas = append(si.Replicas, ri)
+		}
+		info.Shards = append(info.Shards, si)
+	}
+	return info
+}
+
+func (s *adminService) DescribeCluster(ctx context.Context, _ *pb.DescribeClusterRequest) (*pb.DescribeClusterResponse, error) {
+	n := s.n
+	v, err := n.adminView(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.DescribeClusterResponse{ThisNodeId: n.id.NodeID, MetaIndex: v.Index}
+	if leader, _, valid, err := n.nh.GetLeaderID(meta.ShardID); err == nil && valid {
+		resp.MetaLeaderNodeId = leader
+	}
+	counts := map[meta.NodeID]*pb.NodeInfo{}
+	for _, nd := range v.SortedNodes() {
+		state := string(n.nodeState(nd.ID))
+		if state == "" {
+			state = "UNKNOWN"
+		}
+		ni := &pb.NodeInfo{NodeId: uint64(nd.ID), ClientAddr: nd.ClientAddr, RaftAddr: nd.RaftAddr, GossipAddr: nd.GossipAddr,
+			Zone: nd.Zone, State: state, MetaVoter: nd.MetaVoter}
+		counts[nd.ID] = ni
+		resp.Nodes = append(resp.Nodes, ni)
+	}
+	for _, t := range v.SortedTopics() {
+		ti := n.topicInfo(ctx, v, t, true)
+		for _, si := range ti.Shards {
+			for _, ri := range si.Replicas {
+				if ni, ok := counts[meta.NodeID(ri.NodeId)]; ok {
+					ni.Replicas++
+					if ri.Leader {
+						ni.Leaders++
+					}
+				}
+			}
+		}
+		resp.Topics = append(resp.Topics, ti)
+	}
+	return resp, nil
+}
+
+type clusterService struct {
+	pb.UnimplementedClusterServer
+	n      *Node
+	joinMu sync.Mutex
+}
+
+func (c *clusterService) ShardStatus(_ context.Context, req *pb.ShardStatusRequest) (*pb.ShardStatusResponse, error) {
+	return c.n.shardStatus(req.ShardIds), nil
+}
+
+// Join registers a new node and adds it to the meta group. Any node accepts the
+// call and forwards it to the meta leader, which does the work.
+func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	n := c.n
+	switch {
+	case req.NodeId == 0:
+		return nil, status.Error(codes.InvalidArgument, "join: node_id must not be 0")
+	case req.ClientAddr == "" || req.RaftAddr == "" || req.GossipAddr == "":
+		return nil, status.Error(codes.InvalidArgument, "join: client, raft and gossip addresses are required")
+	case req.DeploymentId != n.cfg.DeploymentID:
+		return nil, status.Errorf(codes.FailedPrecondition, "join: deployment ID %x does not match this cluster's %x", req.DeploymentId, n.cfg.DeploymentID)
+	}
+	leader, _, valid, err := n.nh.GetLeaderID(meta.ShardID)
+	if err != nil || !valid {
+		return nil, status.Error(codes.Unavailable, "join: the meta group has no leader right now")
+	}
+	if leader != n.id.NodeID {
+		v, err := n.metaView()
+		if err != nil {
+			return nil, err
+		}
+		nd, ok := v.Nodes[meta.NodeID(leader)]
+		if !ok {
+			return nil, status.Errorf(codes.Unavailable, "join: meta leader %016x is not in this node's view yet", leader)
+		}
+		conn, err := n.dial(nd.ClientAddr)
+		if err != nil {
+			return nil, err
+		}
+		return pb.NewClusterClient(conn).Join(ctx, req)
+	}
+
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	v, err := n.syncView(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, nd := range v.SortedNodes() {
+		if uint64(nd.ID) != req.NodeId && (nd.RaftAddr == req.RaftAddr || nd.ClientAddr == req.ClientAddr) {
+			return nil, status.Errorf(codes.AlreadyExists,
+				"join: address %s/%s already belongs to node %016x; start that node with its old --dir instead",
+				req.ClientAddr, req.RaftAddr, uint64(nd.ID))
+		}
+	}
+	voter := false
+	if cur, ok := v.Nodes[meta.NodeID(req.NodeId)]; ok {
+		voter = cur.MetaVoter
+	} else {
+		voters := 0
+		for _, nd := range v.Nodes {
+			if nd.MetaVoter {
+				voters++
+			}
+		}
+		voter = voters < n.cfg.MetaVoters
+	}
+	node := &meta.Node{ID: meta.NodeID(req.NodeId), ClientAddr: req.ClientAddr, RaftAddr: req.RaftAddr,
+		GossipAddr: req.GossipAddr, Zone: req.Zone, MetaVoter: voter}
+	if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpRegisterNode, RegisterNode: node}); err != nil {
+		return nil, fmt.Errorf("join: register node: %w", err)
+	}
+	if err := n.addMetaMember(ctx, req.NodeId, req.RaftAddr, voter); err != nil {
+		return nil, fmt.Errorf("join: add to meta group: %w", err)
+	}
+	n.notifyMeta(0)
+	seeds := []string{n.cfg.GossipAddr()}
+	for _, nd := range v.SortedNodes() {
+		if uint64(nd.ID) != n.id.NodeID && uint64(nd.ID) != req.NodeId {
+			seeds = append(seeds, nd.GossipAddr)
+		}
+	}
+	sort.Strings(seeds[1:])
+	n.log.Info("node joined", "joiner", fmt.Sprintf("%016x", req.NodeId), "client", req.ClientAddr, "meta_voter", voter)
+	return &pb.JoinResponse{MetaVoter: voter, GossipSeeds: seeds, DeploymentId: n.cfg.DeploymentID}, nil
+}
+
+// addMetaMember adds the node to the meta Raft group unless it already is a member.
+func (n *Node) addMetaMember(ctx context.Context, id uint64, raftAddr string, voter bool) error {
+	for attempt := 0; ; attempt++ {
+		mctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
+		m, err := n.nh.SyncGetShardMembership(mctx, meta.ShardID)
+		cancel()
+		if err == nil {
+			if _, ok := m.Nodes[id]; ok {
+				return nil
+			}
+			if _, ok := m.NonVotings[id]; ok && !voter {
+				return nil
+			}
+			if _, ok := m.Removed[id]; ok {
+				return status.Errorf(codes.FailedPrecondition, "node %016x was removed from the cluster and cannot rejoin with the same ID", id)
+			}
+			actx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
+			if voter {
+				err = n.nh.SyncRequestAddReplica(actx, meta.ShardID, id, raftAddr, m.ConfigChangeID)
+			} else {
+				err = n.nh.SyncRequestAddNonVoting(actx, meta.ShardID, id, raftAddr, m.ConfigChangeID)
+			}
+			cancel()
+			if err == nil {
+				return nil
+			}
+		}
+		if !retryable(err, true) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
