@@ -152,19 +152,32 @@ func TestClusterProduceOnOneNodeFetchOnAnother(t *testing.T) {
 		}
 	}
 
-	cluster, err := c2.DescribeCluster(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaders := 0
-	for _, n := range cluster.Nodes {
-		if n.State != "ALIVE" {
-			t.Errorf("node %x is %s", n.NodeId, n.State)
+	// dump: 3 ALIVE nodes, 8 shards with 3 replicas, and leaders handed to the
+	// preferred replicas so each node leads 2 or 3 of the 8 shards.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cluster, err := c2.DescribeCluster(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-		leaders += int(n.Leaders)
-	}
-	if len(cluster.Nodes) != 3 || leaders != 8 {
-		t.Fatalf("dump shows %d nodes and %d leaders, want 3 and 8", len(cluster.Nodes), leaders)
+		leaders, balanced := 0, true
+		for _, n := range cluster.Nodes {
+			if n.State != "ALIVE" {
+				t.Errorf("node %d is %s", n.NodeId, n.State)
+			}
+			if n.Replicas != 8 {
+				t.Errorf("node %d holds %d replicas, want 8", n.NodeId, n.Replicas)
+			}
+			leaders += int(n.Leaders)
+			balanced = balanced && n.Leaders >= 2 && n.Leaders <= 3
+		}
+		if len(cluster.Nodes) == 3 && leaders == 8 && balanced {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dump: %d nodes, %d leaders, balanced=%v: %v", len(cluster.Nodes), leaders, balanced, cluster.Nodes)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -79,12 +79,15 @@ type Config struct {
 	ExecShards uint64
 	// RetentionInterval is how often a shard leader checks retention. Default 30 s.
 	RetentionInterval time.Duration
+	// LeaderBalanceInterval is how often a node hands leadership of the shards it
+	// leads to their preferred (placement-chosen) leaders. Default 5 s; negative disables.
+	LeaderBalanceInterval time.Duration
 	// GossipFast uses short gossip timings (tests).
 	GossipFast bool
 	// Logger receives every log line, dragonboat's and memberlist's included.
 	Logger *slog.Logger
-	// DragonboatLogLevel filters dragonboat's own logs. Default slog.LevelWarn.
-	DragonboatLogLevel slog.Level
+	// DragonboatLogLevel filters dragonboat's own logs. nil means slog.LevelWarn.
+	DragonboatLogLevel slog.Leveler
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -158,10 +161,13 @@ func (c *Config) EnsureDefaults() {
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = 30 * time.Second
 	}
+	if c.LeaderBalanceInterval == 0 {
+		c.LeaderBalanceInterval = 5 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.DragonboatLogLevel == 0 {
+	if c.DragonboatLogLevel == nil {
 		c.DragonboatLogLevel = slog.LevelWarn
 	}
 }

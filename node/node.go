@@ -65,7 +65,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	setupDragonboatLogging(cfg.Logger, cfg.DragonboatLogLevel)
+	setupDragonboatLogging(cfg.Logger, cfg.DragonboatLogLevel.Level())
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: create --dir: %w", err)
 	}
@@ -84,7 +84,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n := &Node{
 		cfg:         cfg,
-		log:         cfg.Logger.With("node", fmt.Sprintf("%016x", id.NodeID)),
+		log:         cfg.Logger.With("node", id.NodeID),
 		id:          id,
 		hub:         shard.NewHub(),
 		peers:       newPeerPool(),
@@ -112,13 +112,22 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// A restarted node finds its gossip peers in its own meta replica: wait (briefly)
+	// for the replica to replay so gossip can rejoin at once instead of at the next
+	// rejoin tick.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if v, err := n.refreshView(); err == nil && v != nil && len(v.Nodes) > 0 {
+			break
+		}
+	}
 	if err := n.startGossip(seeds); err != nil {
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.metaLoop()
 	go n.registerLoop()
 	go n.retentionLoop()
+	go n.balanceLoop()
 	n.log.Info("node started", "client", cfg.ClientAddr(), "raft", cfg.RaftAddr(), "gossip", cfg.GossipAddr(),
 		"zone", cfg.Zone, "meta_voter", n.id.MetaVoter)
 	return n, nil

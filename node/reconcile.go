@@ -9,6 +9,7 @@ import (
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
 
+	"shardlog/gossip"
 	"shardlog/meta"
 	"shardlog/shard"
 )
@@ -199,4 +200,48 @@ func (n *Node) isLocalLeader(shardID uint64) bool {
 	}
 	leader, _, valid, err := n.nh.GetLeaderID(shardID)
 	return err == nil && valid && leader == rid
+}
+
+// balanceLoop hands leadership of each shard this node leads to the shard's
+// preferred leader (its first replica, which placement spread evenly over nodes),
+// once that node has been ALIVE for a while. dragonboat elects whoever times out
+// first, which left one node leading 6 of 8 shards and another none.
+func (n *Node) balanceLoop() {
+	defer n.wg.Done()
+	if n.cfg.LeaderBalanceInterval < 0 {
+		return
+	}
+	tick := time.NewTicker(n.cfg.LeaderBalanceInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n.balanceLeaders(time.Now())
+	}
+}
+
+func (n *Node) balanceLeaders(now time.Time) {
+	v := n.view.Load()
+	if v == nil || n.gossip == nil {
+		return
+	}
+	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
+		sh := ref.Shard
+		if len(sh.Replicas) < 2 || uint64(sh.Replicas[0].NodeID) == n.id.NodeID || !n.isLocalLeader(sh.ShardID) {
+			continue
+		}
+		pref := sh.Replicas[0]
+		m, ok := n.gossip.Member(uint64(pref.NodeID))
+		if !ok || m.State != gossip.StateAlive || now.Sub(m.Since) < 2*n.cfg.LeaderBalanceInterval {
+			continue
+		}
+		if err := n.nh.RequestLeaderTransfer(sh.ShardID, pref.ReplicaID); err != nil {
+			n.log.Debug("leader transfer not started", "shard", sh.ShardID, "to", pref.NodeID, "err", err)
+			continue
+		}
+		n.log.Debug("leader transfer to preferred replica", "topic", ref.Topic, "shard", sh.ShardID, "to", pref.NodeID)
+	}
 }

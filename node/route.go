@@ -125,7 +125,7 @@ func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (ta
 	r := sh.Replicas[attempt%len(sh.Replicas)]
 	nd, ok := v.Nodes[r.NodeID]
 	if !ok {
-		return target{}, fmt.Errorf("%w (shard %d: replica node %x unknown)", errNoLeader, sh.ShardID, uint64(r.NodeID))
+		return target{}, fmt.Errorf("%w (shard %d: replica node %d unknown)", errNoLeader, sh.ShardID, uint64(r.NodeID))
 	}
 	return target{node: nd.ID, addr: nd.ClientAddr}, nil
 }

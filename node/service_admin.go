@@ -290,7 +290,7 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 		}
 		nd, ok := v.Nodes[meta.NodeID(leader)]
 		if !ok {
-			return nil, status.Errorf(codes.Unavailable, "join: meta leader %016x is not in this node's view yet", leader)
+			return nil, status.Errorf(codes.Unavailable, "join: meta leader %d is not in this node's view yet", leader)
 		}
 		conn, err := n.dial(nd.ClientAddr)
 		if err != nil {
@@ -308,7 +308,7 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 	for _, nd := range v.SortedNodes() {
 		if uint64(nd.ID) != req.NodeId && (nd.RaftAddr == req.RaftAddr || nd.ClientAddr == req.ClientAddr) {
 			return nil, status.Errorf(codes.AlreadyExists,
-				"join: address %s/%s already belongs to node %016x; start that node with its old --dir instead",
+				"join: address %s/%s already belongs to node %d; start that node with its old --dir instead",
 				req.ClientAddr, req.RaftAddr, uint64(nd.ID))
 		}
 	}
@@ -340,7 +340,7 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 		}
 	}
 	sort.Strings(seeds[1:])
-	n.log.Info("node joined", "joiner", fmt.Sprintf("%016x", req.NodeId), "client", req.ClientAddr, "meta_voter", voter)
+	n.log.Info("node joined", "joiner", req.NodeId, "client", req.ClientAddr, "meta_voter", voter)
 	return &pb.JoinResponse{MetaVoter: voter, GossipSeeds: seeds, DeploymentId: n.cfg.DeploymentID}, nil
 }
 
@@ -358,7 +358,7 @@ func (n *Node) addMetaMember(ctx context.Context, id uint64, raftAddr string, vo
 				return nil
 			}
 			if _, ok := m.Removed[id]; ok {
-				return status.Errorf(codes.FailedPrecondition, "node %016x was removed from the cluster and cannot rejoin with the same ID", id)
+				return status.Errorf(codes.FailedPrecondition, "node %d was removed from the cluster and cannot rejoin with the same ID", id)
 			}
 			actx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
 			if voter {

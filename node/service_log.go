@@ -107,7 +107,7 @@ func (n *Node) fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRespon
 	maxWait := min(time.Duration(req.MaxWaitMs)*time.Millisecond, n.cfg.MaxFetchWait)
 	if req.Local {
 		if _, ok := n.hostedReplica(sh.ShardID); !ok {
-			return nil, status.Errorf(codes.FailedPrecondition, "node %016x has no replica of %s/%d", n.id.NodeID, req.Topic, req.Shard)
+			return nil, status.Errorf(codes.FailedPrecondition, "node %d has no replica of %s/%d", n.id.NodeID, req.Topic, req.Shard)
 		}
 		return n.fetchLocal(ctx, sh.ShardID, req.Offset, maxBytes, maxWait)
 	}
@@ -236,7 +236,7 @@ func (n *Node) collectStatus(ctx context.Context, v *meta.State, shards []meta.S
 			}
 			nd, ok := v.Nodes[id]
 			if !ok {
-				answers <- answer{node: id, err: fmt.Errorf("node %016x unknown", uint64(id))}
+				answers <- answer{node: id, err: fmt.Errorf("node %d unknown", uint64(id))}
 				return
 			}
 			conn, err := n.dial(nd.ClientAddr)

@@ -1,0 +1,355 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"shardlog/proto/shardlogv1"
+	"shardlog/segment"
+)
+
+type batchState uint8
+
+const (
+	batchQueued   batchState = iota // sealed, no sequence yet
+	batchInFlight                   // a Produce request is outstanding
+	batchWaiting                    // failed with a retryable error, waits to be resent
+	batchAcked                      // acknowledged; waits for earlier batches' callbacks
+	batchFailed                     // failed for good; waits for earlier batches' callbacks
+)
+
+// batch is a group of records for one shard. The Producer fills it under Producer.mu until
+// it is sealed; from then on only the shard's sender goroutine touches it.
+type batch struct {
+	shard    uint32
+	recs     []segment.Record
+	cbs      []func(Result)
+	bytes    int
+	deadline time.Time   // DeliveryTimeout after the first record
+	linger   *time.Timer // seals the batch after Linger
+
+	state       batchState
+	data        []byte // encoded once, resent unchanged
+	producerID  uint64
+	seq         uint64
+	attempt     int // sends so far
+	retryAt     time.Time
+	waitEarlier bool // Aborted: resend only once every earlier batch is acknowledged
+	lastErr     error
+	base        uint64
+	err         error
+}
+
+type sendResult struct {
+	b       *batch
+	attempt int
+	resp    *shardlogv1.ProduceResponse
+	err     error
+}
+
+// shardSender owns one shard's sequence and in-flight window. Its run goroutine is the
+// only one touching producerID, nextSeq, win and outstanding; qmu guards queue and closing.
+type shardSender struct {
+	p       *Producer
+	shard   uint32
+	notify  chan struct{} // cap 1: queue or closing changed
+	results chan sendResult
+
+	qmu     sync.Mutex
+	queue   []*batch
+	closing bool
+
+	producerID  uint64
+	nextSeq     uint64
+	firstAcked  bool     // sequence 0 of producerID is acknowledged
+	win         []*batch // sequenced batches not yet called back, in sequence order
+	dbg []string
+	outstanding int      // Produce requests whose result has not been handled
+}
+
+func newShardSender(p *Producer, shard uint32, pid uint64) *shardSender {
+	return &shardSender{
+		p: p, shard: shard, producerID: pid,
+		notify:  make(chan struct{}, 1),
+		results: make(chan sendResult, 2*MaxMaxInFlight),
+	}
+}
+
+func (s *shardSender) lock()   { s.qmu.Lock() }
+func (s *shardSender) unlock() { s.qmu.Unlock() }
+
+func (s *shardSender) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *shardSender) enqueue(b *batch) {
+	s.lock()
+	s.queue = append(s.queue, b)
+	s.unlock()
+	s.wake()
+}
+
+func (s *shardSender) close() {
+	s.lock()
+	s.closing = true
+	s.unlock()
+	s.wake()
+}
+
+func (s *shardSender) pop() *batch {
+	s.lock()
+	defer s.unlock()
+	if len(s.queue) == 0 {
+		return nil
+	}
+	b := s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	return b
+}
+
+// finished reports whether the producer is closing and every batch is called back.
+func (s *shardSender) finished() bool {
+	s.lock()
+	defer s.unlock()
+	return s.closing && len(s.queue) == 0 && len(s.win) == 0 && s.outstanding == 0
+}
+
+func (s *shardSender) run() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		s.dbg = append(s.dbg, fmt.Sprint("iter q=", len(s.queue), " win=", len(s.win), " next=", s.nextSeq, " rec=", s.recovering()))
+		s.resend(now)
+		s.deliver() // frees window slots for launch
+		s.launch(now)
+		s.deliver() // batches that failed at launch
+		if s.finished() {
+			return
+		}
+		timer.Reset(s.nextWake(now))
+		select {
+		case <-s.notify:
+		case r := <-s.results:
+			s.handle(r, time.Now())
+		case <-timer.C:
+		case <-time.After(3 * time.Second):
+			for _, l := range s.dbg {
+				println(l)
+			}
+			println("STUCK shard", s.shard, "queue", len(s.queue), "outstanding", s.outstanding, "next", s.nextSeq, "firstAcked", s.firstAcked, "win", len(s.win))
+		}
+	}
+}
+
+// recovering reports whether new batches must wait: an earlier batch waits for a retry
+// (a new one would only be rejected as out of order), or a batch of an abandoned
+// producer ID is still in flight (a new-epoch batch could overtake it).
+func (s *shardSender) recovering() bool {
+	for _, b := range s.win {
+		if b.state == batchWaiting || (b.state == batchInFlight && b.producerID != s.producerID) {
+			return true
+		}
+	}
+	return false
+}
+
+// launch sequences and sends queued batches while the window has room.
+func (s *shardSender) launch(now time.Time) {
+	for len(s.win) < s.p.o.MaxInFlight && !s.recovering() {
+		if s.nextSeq > 0 && !s.firstAcked {
+			// NB: the shard state machine accepts any sequence from a producer ID it
+			// has not seen, so sequence 1 overtaking sequence 0 would be applied and
+			// sequence 0 then rejected as too old. Pipeline only once 0 is in.
+			return
+		}
+		b := s.pop()
+		if b == nil {
+			return
+		}
+		s.win = append(s.win, b)
+		if !now.Before(b.deadline) {
+			s.dbg = append(s.dbg, "expired in queue")
+			b.state, b.err = batchFailed, ErrDeliveryTimeout
+			continue
+		}
+		data, err := segment.EncodeBatch(nil, b.recs, s.p.codec)
+		if err != nil {
+			b.state, b.err = batchFailed, fmt.Errorf("client: encode batch: %w", err)
+			continue
+		}
+		s.dbg = append(s.dbg, fmt.Sprint("launch seq ", s.nextSeq, " deadline in ", time.Until(b.deadline).String()))
+		b.data, b.producerID, b.seq = data, s.producerID, s.nextSeq
+		s.nextSeq++
+		s.send(b, now)
+	}
+}
+
+// resend sends waiting batches whose backoff is over, in sequence order: it stops at the
+// first batch that must keep waiting, so a later batch never goes out before an earlier one.
+func (s *shardSender) resend(now time.Time) {
+	earlierUnresolved := false
+	for _, b := range s.win {
+		switch b.state {
+		case batchInFlight:
+			earlierUnresolved = true
+		case batchWaiting:
+			if !now.Before(b.deadline) {
+				s.giveUp(b, fmt.Errorf("%w: %w", ErrDeliveryTimeout, b.lastErr))
+				continue
+			}
+			if now.Before(b.retryAt) || (b.waitEarlier && earlierUnresolved) {
+				return
+			}
+			s.p.stats.retries.Add(1)
+			s.send(b, now)
+			earlierUnresolved = true
+		}
+	}
+}
+
+func (s *shardSender) send(b *batch, now time.Time) {
+	b.state = batchInFlight
+	b.attempt++
+	s.outstanding++
+	timeout := min(s.p.o.RequestTimeout, b.deadline.Sub(now))
+	req := &shardlogv1.ProduceRequest{
+		Topic: s.p.topic, Shard: s.shard, ProducerId: b.producerID, Sequence: b.seq, Batch: b.data,
+	}
+	attempt := b.attempt
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		i, lc := s.p.c.logClient()
+		resp, err := lc.Produce(ctx, req)
+		s.p.c.observe(i, err)
+		s.results <- sendResult{b: b, attempt: attempt, resp: resp, err: err}
+	}()
+}
+
+// handle applies the result of one Produce request.
+func (s *shardSender) handle(r sendResult, now time.Time) {
+	s.outstanding--
+	b := r.b
+	if b.state != batchInFlight || r.attempt != b.attempt {
+		return // the batch was given up while this request was outstanding
+	}
+	if r.err == nil {
+		if n := r.resp.GetRecordCount(); n != 0 && int(n) != len(b.recs) {
+			b.state = batchFailed
+			b.err = fmt.Errorf("client: server acknowledged %d records of a batch of %d", n, len(b.recs))
+			return
+		}
+		b.state, b.base = batchAcked, r.resp.GetBaseOffset()
+		if b.seq == 0 && b.producerID == s.producerID {
+			s.firstAcked = true
+		}
+		s.p.stats.batches.Add(1)
+		s.p.stats.records.Add(uint64(len(b.recs)))
+		s.p.stats.bytes.Add(uint64(len(b.data)))
+		if r.resp.GetDuplicate() {
+			s.p.stats.duplicates.Add(1)
+		}
+		return
+	}
+	b.lastErr = r.err
+	s.dbg = append(s.dbg, fmt.Sprint("result seq ", b.seq, r.err.Error(), " deadline in ", time.Until(b.deadline).String()))
+	switch {
+	case !retryable(r.err):
+		s.giveUp(b, r.err)
+	case !now.Before(b.deadline):
+		s.giveUp(b, fmt.Errorf("%w: %w", ErrDeliveryTimeout, r.err))
+	default:
+		b.state = batchWaiting
+		b.waitEarlier = status.Code(r.err) == codes.Aborted && s.earlierUnresolved(b)
+		b.retryAt = now
+		if !b.waitEarlier {
+			b.retryAt = now.Add(backoff(b.attempt))
+		}
+	}
+}
+
+// earlierUnresolved reports whether a batch before b is neither acknowledged nor failed.
+func (s *shardSender) earlierUnresolved(b *batch) bool {
+	for _, x := range s.win {
+		if x == b {
+			return false
+		}
+		if x.state == batchInFlight || x.state == batchWaiting {
+			return true
+		}
+	}
+	return false
+}
+
+// giveUp fails b and every later unresolved batch sent under the same producer ID: the
+// server applies a producer's batches strictly in sequence, so none of them can apply
+// after b is abandoned. The shard then moves to a fresh producer ID (launch waits until
+// the old ID's requests have settled, so new batches cannot overtake them).
+func (s *shardSender) giveUp(b *batch, err error) {
+	s.dbg = append(s.dbg, fmt.Sprint("giveup ", b.seq, " ", len(s.win)))
+	s.p.log.Warn("producer batch failed", "shard", s.shard, "seq", b.seq, "records", len(b.recs), "err", err)
+	after := false
+	for _, x := range s.win {
+		if x == b {
+			after = true
+			x.state, x.err = batchFailed, err
+			continue
+		}
+		if after && x.producerID == b.producerID && (x.state == batchInFlight || x.state == batchWaiting) {
+			x.state, x.err = batchFailed, fmt.Errorf("%w: %w", ErrEarlierBatchFailed, err)
+		}
+	}
+	if b.producerID == s.producerID {
+		s.producerID, s.nextSeq, s.firstAcked = newProducerID(), 0, false
+	}
+}
+
+// deliver calls back the batches at the head of the window that are acknowledged or failed.
+func (s *shardSender) deliver() {
+	for len(s.win) > 0 && (s.win[0].state == batchAcked || s.win[0].state == batchFailed) {
+		b := s.win[0]
+		s.win[0] = nil
+		s.win = s.win[1:]
+		if b.state == batchFailed {
+			s.p.stats.errors.Add(uint64(len(b.recs)))
+		}
+		for i, cb := range b.cbs {
+			if cb == nil {
+				continue
+			}
+			if b.state == batchAcked {
+				cb(Result{Shard: s.shard, Offset: b.base + uint64(i)})
+			} else {
+				cb(Result{Shard: s.shard, Err: b.err})
+			}
+		}
+		s.p.release(b.bytes, len(b.recs))
+	}
+}
+
+// nextWake is how long run may sleep before a waiting batch needs attention.
+func (s *shardSender) nextWake(now time.Time) time.Duration {
+	wake := now.Add(time.Hour)
+	for _, b := range s.win {
+		if b.state != batchWaiting {
+			continue
+		}
+		if b.deadline.Before(wake) {
+			wake = b.deadline
+		}
+		if b.retryAt.After(now) && b.retryAt.Before(wake) {
+			wake = b.retryAt
+		}
+	}
+	return max(wake.Sub(now), time.Millisecond)
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	"shardlog/client"
+)
+
+// Defaults of the global client flags.
+const (
+	defaultServer  = "127.0.0.1:7400"
+	defaultTimeout = 10 * time.Second
+	serverEnv      = "SHARDLOG_SERVER"
+)
+
+// errUsage is returned by commands whose flag set already printed the problem and its
+// flags (server, dev): the process exits with status 2 without another message.
+var errUsage = errors.New("shardlog: usage")
+
+// globals are the flags every client command accepts, before or after the command name.
+type globals struct {
+	server  string
+	timeout time.Duration
+}
+
+// usageError is a command line mistake: it prints usage and exits with status 2.
+type usageError struct {
+	cmd string // "" for the top level
+	msg string
+}
+
+func (u *usageError) Error() string { return u.msg }
+
+func usagef(cmd, format string, a ...any) error {
+	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, a...)}
+}
+
+// run executes one command line and returns the process exit status.
+func run(ctx context.Context, args []string, e *env) int {
+	g := globals{server: defaultServer, timeout: defaultTimeout}
+	if s := e.getenv(serverEnv); s != "" {
+		g.server = s
+	}
+	fs := flag.NewFlagSet("shardlog", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	g.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(e.stdout)
+			return 0
+		}
+		return fail(e, &usageError{msg: err.Error()})
+	}
+	if fs.NArg() == 0 {
+		usage(e.stderr)
+		return 2
+	}
+	name, rest := fs.Arg(0), fs.Args()[1:]
+	if name == "help" {
+		usage(e.stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return fail(e, c.run(ctx, e, g, rest))
+		}
+	}
+	return fail(e, usagef("", "unknown command %q", name))
+}
+
+// fail reports err as one line on stderr and returns the exit status for it.
+func fail(e *env, err error) int {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	fmt.Fprintf(e.stderr, "shardlog: %s\n", errorLine(err))
+	var u *usageError
+	if errors.As(err, &u) {
+		if u.cmd == "" {
+			usage(e.stderr)
+		} else {
+			commandUsage(e.stderr, u.cmd, nil)
+		}
+		return 2
+	}
+	return 1
+}
+
+// errorLine renders err on one line, with gRPC statuses reduced to their message.
+func errorLine(err error) string {
+	msg := err.Error()
+	var se interface {
+		error
+		GRPCStatus() *status.Status
+	}
+	if errors.As(err, &se) {
+		st := se.GRPCStatus()
+		m := st.Message()
+		if m == "" {
+			m = st.Code().String()
+		}
+		msg = strings.Replace(msg, se.Error(), m, 1)
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: shardlog [--server host:port] [--timeout d] COMMAND [args]\n\ncommands:\n")
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nglobal flags (any position): --server (default %s, env %s), --timeout (default %s)\n",
+		defaultServer, serverEnv, defaultTimeout)
+	fmt.Fprintf(w, "run 'shardlog COMMAND -h' for a command's flags\n")
+}
+
+func commandUsage(w io.Writer, name string, fs *flag.FlagSet) {
+	for _, c := range commands {
+		if c.name == name {
+			fmt.Fprintf(w, "usage: shardlog %s %s\n", c.name, c.args)
+		}
+	}
+	if fs == nil {
+		fmt.Fprintf(w, "run 'shardlog %s -h' for its flags\n", name)
+		return
+	}
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.server, "server", g.server, "server address host:port (env "+serverEnv+")")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "timeout of each request")
+}
+
+// newFlags returns a command's flag set with the global flags registered into g.
+func newFlags(name string, g *globals) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	g.register(fs)
+	return fs
+}
+
+// parse parses flags interspersed with positional arguments and checks the number of
+// positionals. -h prints the command's usage to stdout and returns flag.ErrHelp.
+func parse(e *env, fs *flag.FlagSet, args []string, positionals int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				commandUsage(e.stdout, fs.Name(), fs)
+				return nil, err
+			}
+			return nil, usagef(fs.Name(), "%v", err)
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if len(pos) != positionals {
+		return nil, usagef(fs.Name(), "%s takes %d argument(s), got %d", fs.Name(), positionals, len(pos))
+	}
+	return pos, nil
+}
+
+// dial connects to g.server (comma-separated addresses fail over).
+func (g globals) dial(ctx context.Context) (*client.Client, error) {
+	addrs := strings.Split(g.server, ",")
+	return client.Dial(ctx, addrs, client.Options{DialTimeout: g.timeout})
+}
+
+// call runs f with a context bounded by the request timeout.
+func (g globals) call(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	return f(ctx)
+}
+
+// table returns a tabwriter for aligned columns.
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 2, 8, 2, ' ', 0) }
