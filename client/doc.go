@@ -24,7 +24,9 @@
 //   - a retried batch is the same encoded bytes with the same (producer ID, sequence);
 //   - resends go out in sequence order, and a batch rejected as out of order (Aborted)
 //     is resent only once every earlier batch has been acknowledged;
-//   - no new batch is sent while an earlier one waits for a retry;
+//   - no new batch is sent while an earlier one waits for a retry, and a fresh producer
+//     ID pipelines only after its sequence 0 is acknowledged (the shard accepts any
+//     first sequence from an unknown producer, so 1 must not overtake 0);
 //   - callbacks run in sequence order per shard, and report success only with the offset
 //     the server acknowledged;
 //   - when a batch fails for good (fatal code or DeliveryTimeout), every later batch that

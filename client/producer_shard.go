@@ -68,7 +68,6 @@ type shardSender struct {
 	nextSeq     uint64
 	firstAcked  bool     // sequence 0 of producerID is acknowledged
 	win         []*batch // sequenced batches not yet called back, in sequence order
-	dbg []string
 	outstanding int      // Produce requests whose result has not been handled
 }
 
@@ -128,11 +127,14 @@ func (s *shardSender) run() {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		s.dbg = append(s.dbg, fmt.Sprint("iter q=", len(s.queue), " win=", len(s.win), " next=", s.nextSeq, " rec=", s.recovering()))
 		s.resend(now)
 		s.deliver() // frees window slots for launch
-		s.launch(now)
-		s.deliver() // batches that failed at launch
+		for s.launch(now) {
+			// Batches that failed at launch (expired, unencodable) took window
+			// slots: call them back and launch again, or the queue would wait for
+			// an event that never comes.
+			s.deliver()
+		}
 		if s.finished() {
 			return
 		}
@@ -142,11 +144,6 @@ func (s *shardSender) run() {
 		case r := <-s.results:
 			s.handle(r, time.Now())
 		case <-timer.C:
-		case <-time.After(3 * time.Second):
-			for _, l := range s.dbg {
-				println(l)
-			}
-			println("STUCK shard", s.shard, "queue", len(s.queue), "outstanding", s.outstanding, "next", s.nextSeq, "firstAcked", s.firstAcked, "win", len(s.win))
 		}
 	}
 }
@@ -163,35 +160,35 @@ func (s *shardSender) recovering() bool {
 	return false
 }
 
-// launch sequences and sends queued batches while the window has room.
-func (s *shardSender) launch(now time.Time) {
+// launch sequences and sends queued batches while the window has room. It reports
+// whether a batch failed without being sent.
+func (s *shardSender) launch(now time.Time) (failed bool) {
 	for len(s.win) < s.p.o.MaxInFlight && !s.recovering() {
 		if s.nextSeq > 0 && !s.firstAcked {
 			// NB: the shard state machine accepts any sequence from a producer ID it
 			// has not seen, so sequence 1 overtaking sequence 0 would be applied and
 			// sequence 0 then rejected as too old. Pipeline only once 0 is in.
-			return
+			return failed
 		}
 		b := s.pop()
 		if b == nil {
-			return
+			return failed
 		}
 		s.win = append(s.win, b)
 		if !now.Before(b.deadline) {
-			s.dbg = append(s.dbg, "expired in queue")
-			b.state, b.err = batchFailed, ErrDeliveryTimeout
+			b.state, b.err, failed = batchFailed, ErrDeliveryTimeout, true
 			continue
 		}
 		data, err := segment.EncodeBatch(nil, b.recs, s.p.codec)
 		if err != nil {
-			b.state, b.err = batchFailed, fmt.Errorf("client: encode batch: %w", err)
+			b.state, b.err, failed = batchFailed, fmt.Errorf("client: encode batch: %w", err), true
 			continue
 		}
-		s.dbg = append(s.dbg, fmt.Sprint("launch seq ", s.nextSeq, " deadline in ", time.Until(b.deadline).String()))
 		b.data, b.producerID, b.seq = data, s.producerID, s.nextSeq
 		s.nextSeq++
 		s.send(b, now)
 	}
+	return failed
 }
 
 // resend sends waiting batches whose backoff is over, in sequence order: it stops at the
@@ -262,7 +259,6 @@ func (s *shardSender) handle(r sendResult, now time.Time) {
 		return
 	}
 	b.lastErr = r.err
-	s.dbg = append(s.dbg, fmt.Sprint("result seq ", b.seq, r.err.Error(), " deadline in ", time.Until(b.deadline).String()))
 	switch {
 	case !retryable(r.err):
 		s.giveUp(b, r.err)
@@ -296,7 +292,6 @@ func (s *shardSender) earlierUnresolved(b *batch) bool {
 // after b is abandoned. The shard then moves to a fresh producer ID (launch waits until
 // the old ID's requests have settled, so new batches cannot overtake them).
 func (s *shardSender) giveUp(b *batch, err error) {
-	s.dbg = append(s.dbg, fmt.Sprint("giveup ", b.seq, " ", len(s.win)))
 	s.p.log.Warn("producer batch failed", "shard", s.shard, "seq", b.seq, "records", len(b.recs), "err", err)
 	after := false
 	for _, x := range s.win {

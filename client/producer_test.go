@@ -236,8 +236,7 @@ func TestProducerDeliveryTimeoutStartsFreshEpoch(t *testing.T) {
 }
 
 func TestProducerFatalErrorFailsRecords(t *testing.T) {
-	srv, c := startFake(t, 3, "t", 2, "none")
-	_ = srv
+	_, c := startFake(t, 3, "t", 2, "none")
 	p, err := c.NewProducer(t.Context(), "t", ProducerOptions{})
 	if err != nil {
 		t.Fatal(err)

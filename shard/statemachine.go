@@ -142,6 +142,12 @@ func (a *applier) apply(cmd []byte) (statemachine.Result, error) {
 			if r, done := checkSequence(ps, c.seq); done {
 				return r, nil
 			}
+		} else if c.seq != 0 {
+			// A producer's sequences start at 0. Accepting any first sequence let
+			// a pipelined batch 1 overtake batch 0, which was then refused as too
+			// old: the client's retry of 0 could never land. Found by the client's
+			// run against the real server.
+			return pairResult(statusOutOfOrder, 0, c.seq), nil
 		}
 	}
 	base := a.st.NextOffset

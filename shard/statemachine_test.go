@@ -135,29 +135,30 @@ func TestShardIdempotence(t *testing.T) {
 		name  string
 		steps []step
 	}{
-		{name: "unknown producer accepts any sequence", steps: []step{
-			{seq: 41, want: AppendResult{Base: 0, Count: 2}},
-			{seq: 42, want: AppendResult{Base: 2, Count: 2}},
+		{name: "unknown producer must start at sequence 0", steps: []step{
+			{seq: 1, wantErr: &SequenceError{Expected: 0, Got: 1}},
+			{seq: 0, want: AppendResult{Base: 0, Count: 2}},
+			{seq: 1, want: AppendResult{Base: 2, Count: 2}},
 		}},
 		{name: "retry is a duplicate with the original offsets", steps: []step{
-			{seq: 1, want: AppendResult{Base: 0, Count: 2}},
-			{seq: 2, want: AppendResult{Base: 2, Count: 2}},
-			{seq: 1, want: AppendResult{Base: 0, Count: 2, Duplicate: true}},
-			{seq: 2, want: AppendResult{Base: 2, Count: 2, Duplicate: true}},
-			{seq: 3, want: AppendResult{Base: 4, Count: 2}},
+			{seq: 0, want: AppendResult{Base: 0, Count: 2}},
+			{seq: 1, want: AppendResult{Base: 2, Count: 2}},
+			{seq: 0, want: AppendResult{Base: 0, Count: 2, Duplicate: true}},
+			{seq: 1, want: AppendResult{Base: 2, Count: 2, Duplicate: true}},
+			{seq: 2, want: AppendResult{Base: 4, Count: 2}},
 		}},
 		{name: "gap is out of order", steps: []step{
-			{seq: 1, want: AppendResult{Base: 0, Count: 2}},
-			{seq: 3, wantErr: &SequenceError{Expected: 2, Got: 3}},
-			{seq: 2, want: AppendResult{Base: 2, Count: 2}},
+			{seq: 0, want: AppendResult{Base: 0, Count: 2}},
+			{seq: 2, wantErr: &SequenceError{Expected: 1, Got: 2}},
+			{seq: 1, want: AppendResult{Base: 2, Count: 2}},
 		}},
 		{name: "forgotten sequence is too old", steps: func() []step {
 			var s []step
 			for i := range uint64(segment.RecentSequences + 2) {
-				s = append(s, step{seq: i + 1, want: AppendResult{Base: 2 * i, Count: 2}})
+				s = append(s, step{seq: i, want: AppendResult{Base: 2 * i, Count: 2}})
 			}
-			s = append(s, step{seq: 1, wantErr: ErrSequenceTooOld}, step{seq: 2, wantErr: ErrSequenceTooOld},
-				step{seq: 3, want: AppendResult{Base: 4, Count: 2, Duplicate: true}})
+			s = append(s, step{seq: 0, wantErr: ErrSequenceTooOld}, step{seq: 1, wantErr: ErrSequenceTooOld},
+				step{seq: 2, want: AppendResult{Base: 4, Count: 2, Duplicate: true}})
 			return s
 		}()},
 	}
@@ -212,15 +213,15 @@ func TestShardIdempotence(t *testing.T) {
 
 func TestShardMixedProducersInOneUpdate(t *testing.T) {
 	h := newHarness(t, memStore(t), 1, 1)
-	h.update(app(t, 1, 10, 1), app(t, 2, 20, 1))
+	h.update(app(t, 1, 0, 1), app(t, 2, 0, 1))
 	rs := h.update(
-		app(t, 1, 11, 1), // p1 next
+		app(t, 1, 1, 1), // p1 next
 		app(t, 0, 0, 1),  // no dedupe
-		app(t, 2, 21, 1), // p2 next
-		app(t, 1, 11, 1), // p1 retry within the same Update
-		app(t, 2, 23, 1), // p2 gap
-		app(t, 3, 5, 1),  // new producer
-		app(t, 1, 12, 1),
+		app(t, 2, 1, 1), // p2 next
+		app(t, 1, 1, 1), // p1 retry within the same Update
+		app(t, 2, 3, 1), // p2 gap
+		app(t, 3, 0, 1),  // new producer
+		app(t, 1, 2, 1),
 	)
 	want := []struct {
 		base uint64
@@ -239,7 +240,7 @@ func TestShardMixedProducersInOneUpdate(t *testing.T) {
 			t.Fatalf("entry %d: %+v %v, want base %d dup %v", i, got, err, w.base, w.dup)
 		}
 	}
-	for pid, last := range map[uint64]uint64{1: 12, 2: 21, 3: 5} {
+	for pid, last := range map[uint64]uint64{1: 2, 2: 1, 3: 0} {
 		ps, ok, err := h.store.Producer(1, pid)
 		if err != nil || !ok || ps.LastSeq != last {
 			t.Fatalf("producer %d: %+v %v %v, want last %d", pid, ps, ok, err, last)
@@ -255,9 +256,9 @@ func TestShardCorruptEntries(t *testing.T) {
 		name string
 		cmd  []byte
 	}{
-		{name: "crc mismatch", cmd: EncodeAppend(nil, 1, 1, flipped)},
-		{name: "truncated batch", cmd: EncodeAppend(nil, 1, 1, good[:len(good)-1])},
-		{name: "no batch", cmd: EncodeAppend(nil, 1, 1, nil)},
+		{name: "crc mismatch", cmd: EncodeAppend(nil, 1, 0, flipped)},
+		{name: "truncated batch", cmd: EncodeAppend(nil, 1, 0, good[:len(good)-1])},
+		{name: "no batch", cmd: EncodeAppend(nil, 1, 0, nil)},
 		{name: "empty entry", cmd: nil},
 		{name: "unknown op", cmd: []byte{9, 1, 2}},
 		{name: "short truncate", cmd: EncodeTruncate(nil, 5)[:4]},
@@ -265,7 +266,7 @@ func TestShardCorruptEntries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, memStore(t), 1, 1)
-			rs := h.update(tt.cmd, app(t, 1, 1, 2))
+			rs := h.update(tt.cmd, app(t, 1, 0, 2))
 			if _, err := DecodeResult(rs[0]); !errors.Is(err, ErrCorruptBatch) {
 				t.Fatalf("error = %v, want ErrCorruptBatch", err)
 			}
@@ -283,7 +284,7 @@ func TestShardCorruptEntries(t *testing.T) {
 func TestShardReopen(t *testing.T) {
 	store := memStore(t)
 	h := newHarness(t, store, 3, 7)
-	h.update(app(t, 1, 1, 2), app(t, 1, 2, 2))
+	h.update(app(t, 1, 0, 2), app(t, 1, 1, 2))
 	h.update(app(t, 0, 0, 1))
 	if err := h.sm.Close(); err != nil {
 		t.Fatal(err)
@@ -295,7 +296,7 @@ func TestShardReopen(t *testing.T) {
 		t.Fatalf("reopen = %d, %v; want 3", idx, err)
 	}
 	// The cached state carries on: offsets continue and dedupe remembers.
-	entries, err := again.Update([]statemachine.Entry{{Index: 4, Cmd: app(t, 1, 2, 2)}, {Index: 5, Cmd: app(t, 0, 0, 1)}})
+	entries, err := again.Update([]statemachine.Entry{{Index: 4, Cmd: app(t, 1, 1, 2)}, {Index: 5, Cmd: app(t, 0, 0, 1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestShardReopen(t *testing.T) {
 func TestShardReplicaChangeClearsData(t *testing.T) {
 	store := memStore(t)
 	h := newHarness(t, store, 3, 7)
-	h.update(app(t, 1, 1, 2))
+	h.update(app(t, 1, 0, 2))
 	other := newHarness(t, store, 4, 1) // a neighbour shard must survive
 	other.update(app(t, 0, 0, 1))
 
@@ -327,7 +328,7 @@ func TestShardReplicaChangeClearsData(t *testing.T) {
 	if _, ok, _ := store.Producer(3, 1); ok {
 		t.Fatal("old replica's producer state survived")
 	}
-	if r := mustResult(t, h2.update(app(t, 1, 1, 2))[0]); r.Base != 0 || r.Duplicate {
+	if r := mustResult(t, h2.update(app(t, 1, 0, 2))[0]); r.Base != 0 || r.Duplicate {
 		t.Fatalf("first append of the new replica = %+v", r)
 	}
 	if bs, _ := store.Read(4, 0, 1<<20); len(bs) != 1 {
@@ -393,12 +394,12 @@ func TestShardTruncateWithinOneUpdate(t *testing.T) {
 
 func TestShardSnapshotRoundTrip(t *testing.T) {
 	src := newHarness(t, memStore(t), 2, 1)
-	src.update(app(t, 1, 1, 3), app(t, 1, 2, 3))
+	src.update(app(t, 1, 0, 3), app(t, 1, 1, 3))
 	ctx, err := src.sm.PrepareSnapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	src.update(app(t, 1, 3, 3)) // after the snapshot point
+	src.update(app(t, 1, 2, 3)) // after the snapshot point
 	var buf bytes.Buffer
 	if err := src.sm.SaveSnapshot(ctx, &buf, nil); err != nil {
 		t.Fatal(err)
@@ -425,7 +426,7 @@ func TestShardSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("reopen after recovery = %d, %v", idx, err)
 	}
 	// And it continues exactly like the source: dedupe state came along.
-	entries, err := reopened.Update([]statemachine.Entry{{Index: 3, Cmd: app(t, 1, 2, 3)}, {Index: 4, Cmd: app(t, 1, 3, 3)}})
+	entries, err := reopened.Update([]statemachine.Entry{{Index: 3, Cmd: app(t, 1, 1, 3)}, {Index: 4, Cmd: app(t, 1, 2, 3)}})
 	if err != nil {
 		t.Fatal(err)
 	}
