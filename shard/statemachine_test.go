@@ -216,11 +216,11 @@ func TestShardMixedProducersInOneUpdate(t *testing.T) {
 	h.update(app(t, 1, 0, 1), app(t, 2, 0, 1))
 	rs := h.update(
 		app(t, 1, 1, 1), // p1 next
-		app(t, 0, 0, 1),  // no dedupe
+		app(t, 0, 0, 1), // no dedupe
 		app(t, 2, 1, 1), // p2 next
 		app(t, 1, 1, 1), // p1 retry within the same Update
 		app(t, 2, 3, 1), // p2 gap
-		app(t, 3, 0, 1),  // new producer
+		app(t, 3, 0, 1), // new producer
 		app(t, 1, 2, 1),
 	)
 	want := []struct {
