@@ -29,7 +29,8 @@ import (
 //
 // Goroutines (all owned by Node and joined in Close): the gRPC server; metaLoop, which
 // refreshes the meta view and reconciles replicas; registerLoop until the view shows
-// this node; retentionLoop. Lock order: n.mu, then anything inside dragonboat.
+// this node; retentionLoop; balanceLoop. n.runMu is a leaf lock (never held across a
+// dragonboat call).
 type Node struct {
 	cfg Config
 	log *slog.Logger
@@ -48,9 +49,9 @@ type Node struct {
 	// leaderHints caches shardID -> NodeID of the last node seen leading the shard.
 	leaderHints sync.Map
 
-	mu      sync.Mutex
-	running map[uint64]uint64 // shardID -> ReplicaID of replicas started here
-	cleaned bool              // local leftovers of deleted shards were removed once
+	runMu   sync.RWMutex
+	running map[uint64]uint64 // shardID -> ReplicaID of replicas started here; guarded by runMu
+	cleaned bool              // local leftovers of deleted shards were removed once; metaLoop only
 
 	ctx    context.Context
 	cancel context.CancelFunc

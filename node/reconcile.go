@@ -31,8 +31,9 @@ func (n *Node) shardReplicaConfig(shardID, replicaID uint64) config.Config {
 }
 
 // reconcile makes the replicas running on this node match the meta view: start the
-// ones assigned here, stop and delete the ones whose topic is gone. Only n.mu guards
-// it; it runs on metaLoop.
+// ones assigned here, stop and delete the ones whose topic is gone. It runs only on
+// metaLoop; n.runMu is held only around map accesses, never across dragonboat calls,
+// so requests for other shards are not held up by a slow start or removal.
 func (n *Node) reconcile() {
 	v := n.view.Load()
 	if v == nil {
@@ -42,16 +43,13 @@ func (n *Node) reconcile() {
 	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
 		desired[ref.Shard.ShardID] = ref
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-
 	ids := make([]uint64, 0, len(desired))
 	for id := range desired {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
-		if _, ok := n.running[id]; ok {
+		if _, ok := n.hostedReplica(id); ok {
 			continue
 		}
 		ref := desired[id]
@@ -68,16 +66,26 @@ func (n *Node) reconcile() {
 			n.log.Error("start shard replica", "topic", ref.Topic, "shard", id, "replica", ref.ReplicaID, "err", err)
 			continue
 		}
+		n.runMu.Lock()
 		n.running[id] = ref.ReplicaID
+		n.runMu.Unlock()
 		n.log.Debug("started shard replica", "topic", ref.Topic, "shard", id, "replica", ref.ReplicaID)
 	}
 
+	n.runMu.RLock()
+	stale := map[uint64]uint64{}
 	for id, rid := range n.running {
-		if _, ok := desired[id]; ok {
-			continue
+		if _, ok := desired[id]; !ok {
+			stale[id] = rid
 		}
-		n.removeReplica(id, rid)
+	}
+	n.runMu.RUnlock()
+	for id, rid := range stale {
+		// Forget it first: requests for a deleted shard now answer "not hosted".
+		n.runMu.Lock()
 		delete(n.running, id)
+		n.runMu.Unlock()
+		n.removeReplica(id, rid)
 	}
 
 	// Data left on disk for shards deleted while this node was down. A shard ID below
@@ -138,8 +146,8 @@ func (n *Node) removeReplica(shardID, replicaID uint64) {
 
 // hostedReplica returns the ReplicaID of this node's running replica of shardID.
 func (n *Node) hostedReplica(shardID uint64) (uint64, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.runMu.RLock()
+	defer n.runMu.RUnlock()
 	rid, ok := n.running[shardID]
 	return rid, ok
 }

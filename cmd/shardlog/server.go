@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -23,7 +25,7 @@ import (
 )
 
 // serverFlags binds every node.Config field that an operator may set.
-func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join *string, logLevel *string) {
+func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr *string) {
 	fs.StringVar(&cfg.Dir, "dir", "", "data directory (required); holds the node ID, Raft log and segments")
 	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address to bind")
 	fs.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "address other nodes and clients dial (default --host)")
@@ -48,13 +50,14 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join *string, logLevel *st
 	fs.StringVar(&cfg.LogDBMemory, "logdb-memory", "small", "Raft log memory preset: tiny, small or medium (fixed at first start)")
 	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", 30*time.Second, "how often shard leaders apply retention")
 	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", 5*time.Second, "how often leaders hand shards to their preferred leader; negative disables")
+	pprofAddr = fs.String("pprof-addr", "", "serve Go's pprof endpoints (/debug/pprof/) on this host:port; empty disables")
 	logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.Func("raft-log-level", "log level of dragonboat's own lines (Raft elections, transport): debug, info, warn, error (default error)", func(s string) error {
 		l, err := parseLevel(s)
 		cfg.DragonboatLogLevel = l
 		return err
 	})
-	return join, logLevel
+	return join, logLevel, pprofAddr
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -68,7 +71,7 @@ func parseLevel(s string) (slog.Level, error) {
 func runServer(args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	cfg := node.Config{DragonboatLogLevel: slog.LevelError}
-	join, logLevel := serverFlags(fs, &cfg)
+	join, logLevel, pprofAddr := serverFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -86,6 +89,22 @@ func runServer(args []string) error {
 				cfg.Join = append(cfg.Join, j)
 			}
 		}
+	}
+	if *pprofAddr != "" {
+		lis, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(lis) }()
+		defer srv.Close()
+		cfg.Logger.Info("pprof endpoints", "addr", lis.Addr().String())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
