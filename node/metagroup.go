@@ -123,19 +123,7 @@ func (n *Node) refreshView() (*meta.State, error) {
 	if err != nil {
 		return n.view.Load(), err
 	}
-	st, ok := v.(*meta.State)
-	if !ok {
-		return n.view.Load(), fmt.Errorf("node: meta lookup returned %T", v)
-	}
-	for {
-		cur := n.view.Load()
-		if cur != nil && cur.Index >= st.Index {
-			return cur, nil
-		}
-		if n.view.CompareAndSwap(cur, st) {
-			return st, nil
-		}
-	}
+	return n.publishView(v)
 }
 
 // syncView does a linearizable read of the meta group (ReadIndex through the leader)
@@ -147,6 +135,12 @@ func (n *Node) syncView(ctx context.Context) (*meta.State, error) {
 	if err != nil {
 		return n.view.Load(), err
 	}
+	return n.publishView(v)
+}
+
+// publishView installs a state read from the meta state machine unless the current
+// view is at least as new: the view only moves forward.
+func (n *Node) publishView(v any) (*meta.State, error) {
 	st, ok := v.(*meta.State)
 	if !ok {
 		return n.view.Load(), fmt.Errorf("node: meta lookup returned %T", v)

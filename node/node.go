@@ -29,7 +29,7 @@ import (
 //
 // Goroutines (all owned by Node and joined in Close): the gRPC server; metaLoop, which
 // refreshes the meta view and reconciles replicas; registerLoop until the view shows
-// this node; retentionLoop; balanceLoop. n.runMu is a leaf lock (never held across a
+// this node; two n.every loops (retention, leader balance). n.runMu is a leaf lock (never held across a
 // dragonboat call).
 type Node struct {
 	cfg Config
@@ -127,8 +127,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.wg.Add(4)
 	go n.metaLoop()
 	go n.registerLoop()
-	go n.retentionLoop()
-	go n.balanceLoop()
+	go n.every(n.cfg.RetentionInterval, n.applyRetention)
+	go n.every(n.cfg.LeaderBalanceInterval, n.balanceLeaders)
 	n.log.Info("node started", "client", cfg.ClientAddr(), "raft", cfg.RaftAddr(), "gossip", cfg.GossipAddr(),
 		"zone", cfg.Zone, "meta_voter", n.id.MetaVoter)
 	return n, nil

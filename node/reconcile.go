@@ -152,22 +152,27 @@ func (n *Node) hostedReplica(shardID uint64) (uint64, bool) {
 	return rid, ok
 }
 
-// retentionLoop lets each shard this node leads drop batches past its topic's
-// retention, through a Raft entry so every replica drops the same prefix.
-func (n *Node) retentionLoop() {
+// every runs fn(now) every interval until the node closes; a negative interval
+// disables it. It is the body of the node's periodic loops.
+func (n *Node) every(interval time.Duration, fn func(now time.Time)) {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.cfg.RetentionInterval)
+	if interval < 0 {
+		return
+	}
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-tick.C:
+		case now := <-tick.C:
+			fn(now)
 		}
-		n.applyRetention(time.Now())
 	}
 }
 
+// applyRetention lets each shard this node leads drop batches past its topic's
+// retention, through a Raft entry so every replica drops the same prefix.
 func (n *Node) applyRetention(now time.Time) {
 	v := n.view.Load()
 	if v == nil {
@@ -210,27 +215,10 @@ func (n *Node) isLocalLeader(shardID uint64) bool {
 	return err == nil && valid && leader == rid
 }
 
-// balanceLoop hands leadership of each shard this node leads to the shard's
+// balanceLeaders hands leadership of each shard this node leads to the shard's
 // preferred leader (its first replica, which placement spread evenly over nodes),
 // once that node has been ALIVE for a while. dragonboat elects whoever times out
 // first, which left one node leading 6 of 8 shards and another none.
-func (n *Node) balanceLoop() {
-	defer n.wg.Done()
-	if n.cfg.LeaderBalanceInterval < 0 {
-		return
-	}
-	tick := time.NewTicker(n.cfg.LeaderBalanceInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-tick.C:
-		}
-		n.balanceLeaders(time.Now())
-	}
-}
-
 func (n *Node) balanceLeaders(now time.Time) {
 	v := n.view.Load()
 	if v == nil || n.gossip == nil {
