@@ -82,6 +82,10 @@ type Config struct {
 	// LeaderBalanceInterval is how often a node hands leadership of the shards it
 	// leads to their preferred (placement-chosen) leaders. Default 5 s; negative disables.
 	LeaderBalanceInterval time.Duration
+	// Quiesce lets idle shards stop heartbeating (dragonboat's quiesce mode), so
+	// thousands of idle shards cost little CPU. The first request to a quiesced shard
+	// wakes it. Experimental in dragonboat; off by default (flag --quiesce).
+	Quiesce bool
 	// GossipFast uses short gossip timings (tests).
 	GossipFast bool
 	// Logger receives every log line, dragonboat's and memberlist's included.

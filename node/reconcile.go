@@ -22,6 +22,7 @@ func (n *Node) shardReplicaConfig(shardID, replicaID uint64) config.Config {
 		HeartbeatRTT:       n.cfg.HeartbeatRTT,
 		CheckQuorum:        true,
 		PreVote:            true,
+		Quiesce:            n.cfg.Quiesce,
 		SnapshotEntries:    n.cfg.SnapshotEntries,
 		CompactionOverhead: n.cfg.CompactionOverhead,
 		// Bytes of unapplied entries held in memory; above it proposals get

@@ -49,6 +49,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr 
 	fs.Uint64Var(&cfg.SnapshotEntries, "snapshot-entries", 10000, "applied entries between Raft snapshots (lets the Raft log be compacted)")
 	fs.StringVar(&cfg.LogDBMemory, "logdb-memory", "small", "Raft log memory preset: tiny, small or medium (fixed at first start)")
 	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", 30*time.Second, "how often shard leaders apply retention")
+	fs.BoolVar(&cfg.Quiesce, "quiesce", false, "let idle shards stop heartbeating (dragonboat quiesce, experimental)")
 	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", 5*time.Second, "how often leaders hand shards to their preferred leader; negative disables")
 	pprofAddr = fs.String("pprof-addr", "", "serve Go's pprof endpoints (/debug/pprof/) on this host:port; empty disables")
 	logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
