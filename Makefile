@@ -10,7 +10,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TOOLS     := $(CURDIR)/bin/tools
 
-.PHONY: help build run test race lint fuzz proto clean check-pins
+.PHONY: help build run test race lint fuzz proto clean check-pins chaos
 
 help:
 	@echo "targets:"
@@ -20,6 +20,7 @@ help:
 	@echo "  make build   build $(BIN)"
 	@echo "  make lint    gofmt, go vet, staticcheck"
 	@echo "  make fuzz    fuzz the batch decoder for FUZZTIME (default 30s)"
+	@echo "  make chaos   the long chaos set: 5 seeds x 120 s, all faults (partitions need root: installs iproute2, nftables)"
 	@echo "  make proto   install protoc and the pinned plugins, regenerate proto/shardlogv1"
 
 build:
@@ -33,7 +34,10 @@ check-pins:
 	@test "$$($(GO) list -m -f '{{.Version}}' github.com/cockroachdb/pebble)" = "v0.0.0-20221207173255-0f086d933dac" || \
 		{ echo "github.com/cockroachdb/pebble moved off the version dragonboat v4 needs"; exit 1; }
 
+# The short chaos run in the tests partitions the network when it can (root, iproute2,
+# nftables); setup-netns.sh installs the two packages and failing it only skips partitions.
 test: check-pins build
+	-@./chaos/setup-netns.sh
 	$(GO) vet $(PKGS)
 	$(GO) test -short -count=1 -timeout 9m -run '$(TEST_RUN)' $(GO_TEST_FLAGS) $(PKGS)
 
@@ -45,6 +49,17 @@ lint:
 	$(GO) vet $(PKGS)
 	GOBIN=$(TOOLS) $(GO) install $(STATICCHECK)
 	$(TOOLS)/staticcheck $(PKGS)
+
+# The long chaos set (issue 3). Seeds and duration can be overridden:
+#   make chaos CHAOS_SEEDS="1 2" CHAOS_DURATION=60s
+CHAOS_SEEDS    ?= 11 12 13 14 15
+CHAOS_DURATION ?= 120s
+chaos: build
+	./chaos/setup-netns.sh
+	@for s in $(CHAOS_SEEDS); do \
+		echo "== chaos seed $$s"; \
+		./$(BIN) chaos --faults kill,pause,partition,restart-all --duration $(CHAOS_DURATION) --seed $$s || exit 1; \
+	done
 
 FUZZTIME ?= 30s
 fuzz:

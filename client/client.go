@@ -166,7 +166,8 @@ func (c *Client) conn() (int, *grpc.ClientConn) {
 	return i, c.conns[i]
 }
 
-// failover moves calls to the next address after a call on conn i failed with Unavailable.
+// failover moves calls to the next address after a call on conn i failed with
+// Unavailable or DeadlineExceeded.
 // Only the first caller that saw index i moves it, so concurrent failures advance once.
 func (c *Client) failover(i int) {
 	if len(c.conns) > 1 {
@@ -174,9 +175,12 @@ func (c *Client) failover(i int) {
 	}
 }
 
-// observe records the outcome of a call made on conn i.
+// observe records the outcome of a call made on conn i. A node that is down
+// answers Unavailable; one that is paused or cut off answers nothing, so the call
+// runs into its deadline: both move later calls to the next address.
 func (c *Client) observe(i int, err error) {
-	if status.Code(err) == codes.Unavailable {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
 		c.failover(i)
 	}
 }

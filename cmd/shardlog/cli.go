@@ -88,6 +88,10 @@ func fail(e *env, err error) int {
 	if errors.Is(err, errUsage) {
 		return 2
 	}
+	var ex exitStatus
+	if errors.As(err, &ex) {
+		return int(ex) // the command already reported what happened
+	}
 	fmt.Fprintf(e.stderr, "shardlog: %s\n", errorLine(err))
 	var u *usageError
 	if errors.As(err, &u) {
@@ -203,3 +207,19 @@ func (g globals) call(ctx context.Context, f func(context.Context) error) error 
 
 // table returns a tabwriter for aligned columns.
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 2, 8, 2, ' ', 0) }
+
+// exitStatus carries the exit status of a command that prints its own report
+// (chaos, bench) through run's error return.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// mainStatus adapts a package's Main(args, stdout, stderr) int to a command.
+func mainStatus(m func(args []string, stdout, stderr io.Writer) int) func(context.Context, *env, globals, []string) error {
+	return func(_ context.Context, e *env, _ globals, args []string) error {
+		if code := m(args, e.stdout, e.stderr); code != 0 {
+			return exitStatus(code)
+		}
+		return nil
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"shardlog/chaos"
 )
 
 func main() {
@@ -46,5 +48,6 @@ func init() {
 		{"produce", "TOPIC [--key K] [--shard N]", "produce one record per stdin line", cmdProduce},
 		{"consume", "TOPIC [--shard N] [--from-beginning|--offset O] [--max N] [--follow] [--format text|json]", "print records", cmdConsume},
 		{"dump", "[--json]", "show nodes, topics, placement and meta state", cmdDump},
+		{"chaos", "[--nodes 5] [--faults kill,pause,partition,restart-all] [--duration 60s] [--seed N] [--json]", "run a cluster under faults and check that nothing acknowledged is lost", mainStatus(chaos.Main)},
 	}
 }

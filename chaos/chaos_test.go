@@ -1,0 +1,164 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"shardlog/proto/shardlogv1"
+	"shardlog/segment"
+)
+
+// chaosBinary builds the shardlog binary for the test, or takes the one named by
+// SHARDLOG_CHAOS_BINARY (to test a binary built elsewhere).
+func chaosBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("SHARDLOG_CHAOS_BINARY"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "shardlog")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/shardlog")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/shardlog: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestChaosShort runs the whole harness against real server processes: 5 nodes, a fixed
+// seed, kill, pause and restart-all (and partition where network namespaces are
+// available), and requires a clean report.
+func TestChaosShort(t *testing.T) {
+	bin := chaosBinary(t)
+	const seed = 20261128
+	faults := []string{FaultKill, FaultPause, FaultRestartAll}
+	duration := 36 * time.Second
+	if err := NetnsAvailable(); err == nil {
+		faults = append(faults, FaultPartition)
+		duration = 48 * time.Second
+	} else {
+		t.Logf("partition faults not tested: %v", err)
+	}
+	planned := map[string]int{}
+	for _, s := range Plan(seed, faults, duration) {
+		planned[s.Kind]++
+	}
+	for _, k := range faults {
+		if planned[k] == 0 {
+			t.Fatalf("seed %d plans no %s fault in %s", seed, k, duration)
+		}
+	}
+	// The history is kept (and its path logged) only when the test fails.
+	history := filepath.Join(os.TempDir(), fmt.Sprintf("shardlog-chaos-history-%d-%d.json", seed, os.Getpid()))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("history kept in %s", history)
+		} else {
+			_ = os.Remove(history)
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 85*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rep, err := Run(ctx, Config{
+		Binary: bin, Nodes: 5, Shards: 4, ReplicationFactor: 3, Faults: faults, Duration: duration,
+		Seed: seed, Producers: 2, Consumers: 1, Rate: 400, SettleTimeout: 15 * time.Second,
+		Dir: t.TempDir(), ServerLogLevel: "warn", Logger: log, HistoryFile: history,
+	})
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	t.Logf("report: %s", js)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !rep.Safe() {
+		t.Fatalf("safety violations: %d", rep.Violations())
+	}
+	if rep.Acknowledged < 3000 {
+		t.Errorf("only %d records acknowledged", rep.Acknowledged)
+	}
+	for _, k := range faults {
+		if rep.Faults[k] == 0 {
+			t.Errorf("no %s fault injected: %v", k, rep.Faults)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}
+
+func TestChaosAppendBatches(t *testing.T) {
+	enc := func(base uint64, vals ...string) *shardlogv1.StoredBatch {
+		var recs []segment.Record
+		for _, v := range vals {
+			recs = append(recs, segment.Record{Value: []byte(v)})
+		}
+		b, err := segment.EncodeBatch(nil, recs, segment.CodecNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &shardlogv1.StoredBatch{BaseOffset: base, Data: b}
+	}
+	tests := []struct {
+		name    string
+		start   ReplicaLog
+		batches []*shardlogv1.StoredBatch
+		want    []string
+		wantErr bool
+	}{
+		{"from empty", ReplicaLog{}, []*shardlogv1.StoredBatch{enc(0, "a", "b"), enc(2, "c")}, []string{"a", "b", "c"}, false},
+		{"first batch starts before the position", ReplicaLog{Values: []string{"a"}},
+			[]*shardlogv1.StoredBatch{enc(0, "a", "b")}, []string{"a", "b"}, false},
+		{"log starts later", ReplicaLog{}, []*shardlogv1.StoredBatch{enc(5, "x")}, []string{"x"}, false},
+		{"gap between batches", ReplicaLog{}, []*shardlogv1.StoredBatch{enc(0, "a"), enc(3, "d")}, nil, true},
+		{"corrupt batch", ReplicaLog{}, []*shardlogv1.StoredBatch{{BaseOffset: 0, Data: []byte("junk")}}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := tt.start
+			err := appendBatches(&l, tt.batches)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if !tt.wantErr && (len(l.Values) != len(tt.want) || (len(tt.want) > 0 && l.Values[len(l.Values)-1] != tt.want[len(tt.want)-1])) {
+				t.Fatalf("values %v, want %v", l.Values, tt.want)
+			}
+		})
+	}
+}
+
+func TestChaosMainRejectsBadFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"unknown fault", []string{"--faults", "explode"}},
+		{"unknown flag", []string{"--bogus"}},
+		{"stray argument", []string{"now"}},
+		{"replication above nodes", []string{"--nodes", "3", "--replication-factor", "5", "--faults", "kill"}},
+		{"too short", []string{"--duration", "1s", "--faults", "kill"}},
+		{"missing binary", []string{"--faults", "kill", "--duration", "10s"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb testBuf
+			if code := Main(append(tt.args, "--binary", "/nonexistent"), &out, &errb); code != ExitInconclusive {
+				t.Fatalf("exit %d, want %d; stderr %s", code, ExitInconclusive, errb)
+			}
+		})
+	}
+}
+
+type testBuf []byte
+
+func (b *testBuf) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
+func (b testBuf) String() string               { return string(b) }

@@ -1,0 +1,129 @@
+package chaos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Fault types, as named by --faults.
+const (
+	FaultKill       = "kill"
+	FaultPause      = "pause"
+	FaultPartition  = "partition"
+	FaultRestartAll = "restart-all"
+)
+
+// AllFaults lists every fault type in a fixed order.
+var AllFaults = []string{FaultKill, FaultPause, FaultPartition, FaultRestartAll}
+
+// Partition shapes.
+const (
+	// PartitionMajority splits the nodes into a majority and a minority.
+	PartitionMajority = "majority-minority"
+	// PartitionIsolateLeader cuts one shard leader's node off from all others.
+	PartitionIsolateLeader = "isolated-leader"
+	// PartitionBridge makes two halves that cannot see each other while one node sees both.
+	PartitionBridge = "bridge"
+)
+
+var partitionShapes = []string{PartitionMajority, PartitionIsolateLeader, PartitionBridge}
+
+// Step is one planned fault. Targets that depend on the live cluster (which node leads
+// a shard) are resolved when the step runs, from Pick.
+type Step struct {
+	// At is when the fault starts, measured from the start of the workload. A step that
+	// is late (the previous one took longer to heal) starts as soon as it can.
+	At time.Duration
+	// Kind is the fault type.
+	Kind string
+	// Hold is how long the fault lasts before it is healed.
+	Hold time.Duration
+	// Leader aims kill and pause at the node that leads shard Pick%shards.
+	Leader bool
+	// Pick chooses the target node or shard at run time.
+	Pick uint64
+	// Shape is the partition's shape (partition only).
+	Shape string
+}
+
+// String describes the step for the progress log.
+func (s Step) String() string {
+	extra := ""
+	switch {
+	case s.Kind == FaultPartition:
+		extra = " shape=" + s.Shape
+	case s.Leader:
+		extra = " target=leader"
+	}
+	return fmt.Sprintf("t=%s %s hold=%s%s", s.At.Round(time.Millisecond), s.Kind, s.Hold.Round(time.Millisecond), extra)
+}
+
+// ParseFaults parses a comma-separated list of fault types.
+func ParseFaults(s string) ([]string, error) {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(AllFaults, f) {
+			return nil, fmt.Errorf("%w: unknown fault %q (want some of %s)", ErrUsage, f, strings.Join(AllFaults, ","))
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// NewRand returns the PCG generator every seeded choice of a run comes from.
+func NewRand(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// warmup is the fault-free time at the start of the workload.
+const warmup = 3 * time.Second
+
+// Plan returns the fault schedule for a run: a pure function of seed, the fault types and
+// the workload's duration. Faults run one at a time; the types rotate through a fresh
+// random permutation each round, so every type recurs evenly.
+func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
+	if len(kinds) == 0 {
+		return nil
+	}
+	rng := NewRand(seed)
+	between := func(lo, hi time.Duration) time.Duration {
+		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
+	}
+	var steps []Step
+	at := warmup
+	for {
+		round := slices.Clone(kinds)
+		rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+		for _, k := range round {
+			s := Step{At: at, Kind: k, Pick: rng.Uint64()}
+			recover := time.Duration(0)
+			switch k {
+			case FaultKill:
+				s.Hold, s.Leader = between(time.Second, 5*time.Second), rng.IntN(10) < 6
+				recover = 2 * time.Second
+			case FaultPause:
+				s.Hold, s.Leader = between(time.Second, 5*time.Second), rng.IntN(10) < 6
+			case FaultPartition:
+				s.Hold, s.Shape = between(3*time.Second, 8*time.Second), partitionShapes[rng.IntN(len(partitionShapes))]
+			case FaultRestartAll:
+				s.Hold = between(500*time.Millisecond, 2*time.Second)
+				recover = 5 * time.Second
+			}
+			gap := between(2*time.Second, 4*time.Second)
+			if s.At+s.Hold+recover > duration {
+				return steps
+			}
+			steps = append(steps, s)
+			at = s.At + s.Hold + recover + gap
+		}
+	}
+}
