@@ -1,10 +1,13 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"net"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"shardlog/client/clienttest"
 	"shardlog/proto/shardlogv1"
@@ -66,4 +69,63 @@ func TestClientAdminFailsOverToLiveAddress(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hungLog answers admin calls like the fake server but never answers Produce: a
+// paused or partitioned node.
+type hungLog struct{ *clienttest.Server }
+
+func (h hungLog) Produce(ctx context.Context, _ *shardlogv1.ProduceRequest) (*shardlogv1.ProduceResponse, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Regression (found by the chaos harness): a producer whose node stopped answering
+// got DeadlineExceeded on that node until its delivery timeout, because only
+// Unavailable moved calls to the next address.
+func TestClientProducerFailsOverFromHungNode(t *testing.T) {
+	hungFake, good := clienttest.NewServer(1), clienttest.NewServer(2)
+	goodAddr, err := good.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Stop()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	shardlogv1.RegisterAdminServer(gs, hungFake)
+	shardlogv1.RegisterLogServer(gs, hungLog{hungFake})
+	go gs.Serve(lis)
+	defer gs.Stop()
+
+	c, err := Dial(t.Context(), []string{lis.Addr().String(), goodAddr}, Options{DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, addr := range []int{0, 1} {
+		c.cur.Store(uint32(addr))
+		if _, err := c.CreateTopic(t.Context(), &shardlogv1.TopicSpec{Name: "t", Shards: 1, ReplicationFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.cur.Store(0) // the hung node first
+	p, err := c.NewProducer(t.Context(), "t", ProducerOptions{RequestTimeout: 300 * time.Millisecond, DeliveryTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := p.SendSync(t.Context(), Message{Value: []byte("v"), Shard: AnyShard})
+	if err != nil || res.Err != nil {
+		t.Fatalf("send: %v %v", err, res.Err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v to get past the hung node", d)
+	}
+	if offs, _, err := good.Records("t", 0); err != nil || len(offs) != 1 {
+		t.Fatalf("good node holds %v (%v), want one record", offs, err)
+	}
+	_ = p.Close()
 }
