@@ -10,7 +10,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TOOLS     := $(CURDIR)/bin/tools
 
-.PHONY: help build run test race lint fuzz proto clean check-pins chaos
+.PHONY: help build run test race lint fuzz proto clean check-pins chaos bench
 
 help:
 	@echo "targets:"
@@ -20,6 +20,7 @@ help:
 	@echo "  make build   build $(BIN)"
 	@echo "  make lint    gofmt, go vet, staticcheck"
 	@echo "  make fuzz    fuzz the batch decoder for FUZZTIME (default 30s)"
+	@echo "  make bench   the benchmark matrix (about 4 min): JSON and a table under bench/results/"
 	@echo "  make chaos   the long chaos set: 5 seeds x 120 s, all faults (partitions need root: installs iproute2, nftables)"
 	@echo "  make proto   install protoc and the pinned plugins, regenerate proto/shardlogv1"
 
@@ -60,6 +61,12 @@ chaos: build
 		echo "== chaos seed $$s"; \
 		./$(BIN) chaos --faults kill,pause,partition,restart-all --duration $(CHAOS_DURATION) --seed $$s || exit 1; \
 	done
+
+# The standard benchmark matrix (issue 4): 100 B and 1 KiB records; 1, 8, 64 shards;
+# RF 1 and 3; a fixed-rate run at 10% of peak. BENCH_FLAGS adds e.g. --repeat 3.
+BENCH_FLAGS ?=
+bench: build
+	./$(BIN) bench matrix --out bench/results --baseline $(BENCH_FLAGS)
 
 FUZZTIME ?= 30s
 fuzz:

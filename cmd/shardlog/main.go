@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"shardlog/bench"
 	"shardlog/chaos"
 )
 
@@ -48,6 +49,7 @@ func init() {
 		{"produce", "TOPIC [--key K] [--shard N]", "produce one record per stdin line", cmdProduce},
 		{"consume", "TOPIC [--shard N] [--from-beginning|--offset O] [--max N] [--follow] [--format text|json]", "print records", cmdConsume},
 		{"dump", "[--json]", "show nodes, topics, placement and meta state", cmdDump},
+		{"bench", "[--nodes 3|--server host:port] [--shards N] [--record-size B] [--duration 10s] [--json] | matrix", "measure produce/consume throughput, latency and server cost", mainStatus(bench.Main)},
 		{"chaos", "[--nodes 5] [--faults kill,pause,partition,restart-all] [--duration 60s] [--seed N] [--json]", "run a cluster under faults and check that nothing acknowledged is lost", mainStatus(chaos.Main)},
 	}
 }

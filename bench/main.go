@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Exit statuses of Main.
+const (
+	// ExitOK: the run completed without errors.
+	ExitOK = 0
+	// ExitErrors: the run completed but records or reads failed.
+	ExitErrors = 1
+	// ExitUsage: bad flags.
+	ExitUsage = 2
+	// ExitFailed: the run could not complete (cluster did not start, topic not created...).
+	ExitFailed = 3
+)
+
+// Main is `shardlog bench`: it parses args, runs the benchmark and prints the report to
+// stdout (a table, or JSON with --json); progress goes to stderr. `shardlog bench
+// matrix ...` runs the standard matrix instead (see MatrixMain). It returns the exit
+// status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "matrix" {
+		return MatrixMain(args[1:], stdout, stderr)
+	}
+	cfg, o, ok := parseFlags(args, stderr)
+	if !ok {
+		return ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stopProfiles, err := startProfiles(o.cpuProfile, o.memProfile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitUsage
+	}
+	rep, err := Run(ctx, cfg)
+	if perr := stopProfiles(); perr != nil {
+		fmt.Fprintln(stderr, perr)
+	}
+	if errors.Is(err, ErrUsage) {
+		fmt.Fprintln(stderr, err)
+		return ExitUsage
+	}
+	if rep != nil {
+		if o.json {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(rep)
+		} else {
+			WriteText(stdout, rep)
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return ExitFailed
+	case rep.Errors > 0:
+		fmt.Fprintf(stderr, "bench: %d errors\n", rep.Errors)
+		return ExitErrors
+	}
+	return ExitOK
+}
+
+// options are Main's flags that are not part of Config.
+type options struct {
+	json                   bool
+	cpuProfile, memProfile string
+}
+
+// parseFlags turns args into a Config; it reports problems on stderr and ok=false.
+func parseFlags(args []string, stderr io.Writer) (cfg Config, o options, ok bool) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: shardlog bench [flags]      measure one workload")
+		fmt.Fprintln(stderr, "       shardlog bench matrix [flags] run the standard matrix (see shardlog bench matrix -h)")
+		fs.PrintDefaults()
+	}
+	w := DefaultWorkload()
+	servers := addFlags(fs, &cfg, &w)
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the client's CPU profile to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write the client's heap profile to this file at the end")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return cfg, o, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected arguments %q\n", fs.Args())
+		return cfg, o, false
+	}
+	rfSet := false
+	fs.Visit(func(f *flag.Flag) { rfSet = rfSet || f.Name == "replication-factor" })
+	if err := finishConfig(&cfg, &w, *servers, rfSet, *verbose, stderr); err != nil {
+		fmt.Fprintln(stderr, err)
+		return cfg, o, false
+	}
+	return cfg, o, true
+}
+
+// addFlags defines the flags shared by Main and MatrixMain and returns the --server value.
+func addFlags(fs *flag.FlagSet, cfg *Config, w *Workload) *string {
+	fs.IntVar(&cfg.Nodes, "nodes", 3, "server processes to start on 127.0.0.1 (without --server)")
+	servers := fs.String("server", "", "client addresses host:port[,host:port] of an existing cluster (default: start one)")
+	fs.StringVar(&cfg.Binary, "binary", "", "shardlog binary for started servers (default: this executable if it is shardlog, else bin/shardlog)")
+	fs.StringVar(&cfg.Dir, "dir", "", "parent of the started cluster's directory (default the system temp dir)")
+	fs.StringVar(&cfg.ServerLogLevel, "server-log-level", "warn", "started servers' --log-level")
+	fs.StringVar(&cfg.Topic, "topic", "", "topic to create (default bench-<time>)")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the topic (and a started cluster's directory) after the run")
+	fs.BoolVar(&cfg.Baseline, "baseline", false, "also measure the segment store alone and replication factor 1")
+	fs.IntVar(&w.Shards, "shards", w.Shards, "shards of the topic")
+	fs.IntVar(&w.ReplicationFactor, "replication-factor", w.ReplicationFactor, "replication factor of the topic (default 3, at most --nodes)")
+	fs.IntVar(&w.RecordSize, "record-size", w.RecordSize, "record value size in bytes")
+	fs.Func("keys", "key distribution: none, uniform:N or zipf:N (default none)", func(s string) error {
+		d, err := ParseKeyDist(s)
+		w.Keys = d
+		return err
+	})
+	fs.Float64Var(&w.Compressibility, "compressibility", w.Compressibility, "fraction of each value a compressor can remove, 0..1 (0: incompressible)")
+	fs.IntVar(&w.Producers, "producers", w.Producers, "producer clients")
+	fs.IntVar(&w.BatchSize, "batch-size", w.BatchSize, "producer batch size in bytes")
+	fs.DurationVar(&w.Linger, "linger", w.Linger, "producer linger")
+	fs.IntVar(&w.InFlight, "inflight", w.InFlight, "batches in flight per shard and producer (at most 16)")
+	fs.IntVar(&w.BufferBytes, "buffer", w.BufferBytes, "bytes each producer may hold unacknowledged (0: the client's default, 64 MiB)")
+	fs.IntVar(&w.Consumers, "consumers", w.Consumers, "consumer clients, tailing during the produce phase and then reading the backlog (0: no consume phases)")
+	fs.DurationVar(&w.Duration, "duration", w.Duration, "length of the produce phase (unless --records)")
+	fs.Int64Var(&w.Records, "records", 0, "records to produce in total (0: as many as --duration allows)")
+	fs.StringVar(&w.Compression, "compression", w.Compression, "batch compression: none, s2 or zstd")
+	fs.Float64Var(&w.Rate, "rate", 0, "fixed total send rate in records/s, latency measured from each record's intended send time (0: closed loop)")
+	fs.Uint64Var(&w.Seed, "seed", 1, "seed of payloads and keys")
+	fs.DurationVar(&w.BacklogTimeout, "backlog-timeout", 60*time.Second, "bound on reading the backlog")
+	return servers
+}
+
+// finishConfig completes cfg after flag parsing.
+func finishConfig(cfg *Config, w *Workload, servers string, rfSet, verbose bool, stderr io.Writer) error {
+	for s := range strings.SplitSeq(servers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Servers = append(cfg.Servers, s)
+		}
+	}
+	if len(cfg.Servers) == 0 && !rfSet && cfg.Nodes > 0 && w.ReplicationFactor > cfg.Nodes {
+		w.ReplicationFactor = cfg.Nodes
+	}
+	if cfg.Binary == "" {
+		cfg.Binary = defaultBinary()
+	}
+	cfg.Workload = *w
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return cfg.Workload.Validate()
+}
+
+// defaultBinary is this executable when it is shardlog, else bin/shardlog.
+func defaultBinary() string {
+	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "shardlog" {
+		return exe
+	}
+	return filepath.Join("bin", "shardlog")
+}
+
+// startProfiles starts the client CPU profile and returns the function that stops it
+// and writes the heap profile.
+func startProfiles(cpuPath, memPath string) (func() error, error) {
+	var cpuFile *os.File
+	if cpuPath != "" {
+		f, err := os.Create(cpuPath)
+		if err != nil {
+			return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		cpuFile = f
+	}
+	return func() error {
+		var errs []error
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			errs = append(errs, cpuFile.Close())
+		}
+		if memPath != "" {
+			f, err := os.Create(memPath)
+			if err != nil {
+				return errors.Join(append(errs, fmt.Errorf("bench: --memprofile: %w", err))...)
+			}
+			runtime.GC()
+			errs = append(errs, pprof.WriteHeapProfile(f), f.Close())
+		}
+		return errors.Join(errs...)
+	}, nil
+}

@@ -1,0 +1,348 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// MatrixConfig is the standard matrix: every record size × replication factor × shard
+// count in closed loop, then for every record size a fixed-rate run at LatencyFraction
+// of the peak measured with LatencyShards shards at the largest replication factor.
+type MatrixConfig struct {
+	// Config holds the cluster settings and the base workload of every run.
+	Config Config
+	// RecordSizes, ShardCounts and ReplicationFactors span the matrix.
+	RecordSizes, ShardCounts, ReplicationFactors []int
+	// LatencyShards and LatencyFraction shape the fixed-rate latency runs.
+	LatencyShards   int
+	LatencyFraction float64
+	// Repeat runs every cell this many times; the table shows the median by produce
+	// records/s.
+	Repeat int
+	// Out is the directory for the JSON files and matrix.md; "" writes none.
+	Out string
+	// Command is the command line recorded in the markdown.
+	Command string
+}
+
+// MatrixRun is one cell of the matrix with its runs.
+type MatrixRun struct {
+	Name string `json:"name"`
+	// Median is the run shown in the table; Runs are all repeats.
+	Median *Report    `json:"median,omitempty"`
+	Runs   []*Report  `json:"runs,omitempty"`
+	Error  string     `json:"error,omitempty"`
+	cell   matrixCell // what was run
+}
+
+// MatrixResult is the whole matrix.
+type MatrixResult struct {
+	Started  time.Time              `json:"started"`
+	Machine  Machine                `json:"machine"`
+	Command  string                 `json:"command"`
+	Runs     []*MatrixRun           `json:"runs"`
+	Segment  map[string]*Throughput `json:"segment_baseline,omitempty"`
+	Duration float64                `json:"duration_sec"`
+}
+
+type matrixCell struct {
+	size, shards, rf int
+	rate             float64
+}
+
+func (c matrixCell) name() string {
+	if c.rate > 0 {
+		return fmt.Sprintf("latency-%dB-%dshards-rf%d-rate%.0f", c.size, c.shards, c.rf, c.rate)
+	}
+	return fmt.Sprintf("produce-%dB-%dshards-rf%d", c.size, c.shards, c.rf)
+}
+
+// MatrixMain is `shardlog bench matrix`: it runs the standard matrix on one cluster,
+// writes JSON under --out and prints the markdown table to stdout.
+func MatrixMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench matrix", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var mc MatrixConfig
+	w := DefaultWorkload()
+	w.Duration = 10 * time.Second
+	w.BacklogTimeout = 20 * time.Second
+	w.BufferBytes = 16 << 20
+	servers := addFlags(fs, &mc.Config, &w)
+	sizes := fs.String("record-sizes", "100,1024", "record sizes of the matrix")
+	shards := fs.String("shard-counts", "1,8,64", "shard counts of the matrix")
+	rfs := fs.String("replication-factors", "1,3", "replication factors of the matrix")
+	fs.IntVar(&mc.LatencyShards, "latency-shards", 8, "shards of the fixed-rate latency runs")
+	fs.Float64Var(&mc.LatencyFraction, "latency-fraction", 0.1, "rate of the latency runs as a fraction of the measured peak")
+	fs.IntVar(&mc.Repeat, "repeat", 1, "runs per cell; the table shows the median")
+	fs.StringVar(&mc.Out, "out", filepath.Join("bench", "results"), "directory for the JSON results and matrix.md")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	var err error
+	parse := func(s, name string) []int {
+		v, perr := parseInts(s)
+		if perr != nil {
+			err = errors.Join(err, fmt.Errorf("%w: --%s: %v", ErrUsage, name, perr))
+		}
+		return v
+	}
+	mc.RecordSizes = parse(*sizes, "record-sizes")
+	mc.ShardCounts = parse(*shards, "shard-counts")
+	mc.ReplicationFactors = parse(*rfs, "replication-factors")
+	if err == nil {
+		err = finishConfig(&mc.Config, &w, *servers, true, *verbose, stderr)
+	}
+	if err != nil || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, errors.Join(err, extraArgs(fs.Args())))
+		return ExitUsage
+	}
+	mc.Command = "shardlog bench matrix " + strings.Join(args, " ")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := RunMatrix(ctx, mc)
+	if res != nil {
+		WriteMarkdown(stdout, res)
+	}
+	switch {
+	case errors.Is(err, ErrUsage):
+		fmt.Fprintln(stderr, err)
+		return ExitUsage
+	case err != nil:
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return ExitFailed
+	}
+	for _, r := range res.Runs {
+		if r.Error != "" {
+			return ExitFailed
+		}
+		if r.Median != nil && r.Median.Errors > 0 {
+			return ExitErrors
+		}
+	}
+	return ExitOK
+}
+
+func extraArgs(a []string) error {
+	if len(a) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bench: unexpected arguments %q", a)
+}
+
+// parseInts parses a comma-separated list of positive integers.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("%q is not a list of positive integers", s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// RunMatrix runs the matrix on one cluster (started unless Config.Servers is set). A
+// failed cell is recorded in its MatrixRun and the matrix goes on.
+func RunMatrix(ctx context.Context, mc MatrixConfig) (*MatrixResult, error) {
+	cfg := mc.Config
+	if err := cfg.Workload.Validate(); err != nil {
+		return nil, err
+	}
+	mc.Repeat = max(mc.Repeat, 1)
+	if mc.Out != "" {
+		if err := os.MkdirAll(mc.Out, 0o755); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	t, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	nodes := max(len(t.servers), len(t.addrs))
+	res := &MatrixResult{Started: time.Now(), Machine: describeMachine(), Command: mc.Command}
+	log := cfg.Logger
+	maxRF := slices.Max(mc.ReplicationFactors)
+
+	runCell := func(c matrixCell) *MatrixRun {
+		mr := &MatrixRun{Name: c.name(), cell: c}
+		res.Runs = append(res.Runs, mr)
+		if c.rf > nodes {
+			mr.Error = fmt.Sprintf("replication factor %d exceeds the %d nodes", c.rf, nodes)
+			return mr
+		}
+		w := cfg.Workload
+		w.RecordSize, w.Shards, w.ReplicationFactor, w.Rate = c.size, c.shards, c.rf, c.rate
+		for i := range mc.Repeat {
+			if ctx.Err() != nil {
+				mr.Error = ctx.Err().Error()
+				return mr
+			}
+			log.Info("matrix run", "name", mr.Name, "repeat", i+1)
+			topic := fmt.Sprintf("bench-%s-%d-%s", mr.Name, i+1, strconv.FormatInt(time.Now().UnixNano(), 36))
+			rep, err := t.run(ctx, w, topic, cfg.Keep)
+			if err != nil {
+				mr.Error = err.Error()
+				log.Warn("matrix run failed", "name", mr.Name, "err", err)
+				return mr
+			}
+			rep.Name = mr.Name
+			mr.Runs = append(mr.Runs, rep)
+			if mc.Out != "" {
+				name := mr.Name
+				if mc.Repeat > 1 {
+					name += fmt.Sprintf("-r%d", i+1)
+				}
+				if err := writeJSON(filepath.Join(mc.Out, name+".json"), rep); err != nil {
+					log.Warn("writing a result", "err", err)
+				}
+			}
+			log.Info("matrix result", "name", mr.Name, "records_per_sec", int(rep.Produce.RecordsPerSec),
+				"mb_per_sec", fmt.Sprintf("%.1f", rep.Produce.MBPerSec), "p99_ms", rep.Produce.LatencyMs.P99)
+		}
+		mr.Median = median(mr.Runs)
+		return mr
+	}
+
+	peaks := map[int]float64{}
+	for _, size := range mc.RecordSizes {
+		for _, rf := range mc.ReplicationFactors {
+			for _, shards := range mc.ShardCounts {
+				mr := runCell(matrixCell{size: size, shards: shards, rf: rf})
+				if mr.Median != nil && shards == mc.LatencyShards && rf == maxRF {
+					peaks[size] = mr.Median.Produce.RecordsPerSec
+				}
+			}
+		}
+	}
+	for _, size := range mc.RecordSizes {
+		peak, ok := peaks[size]
+		if !ok {
+			peak = runCell(matrixCell{size: size, shards: mc.LatencyShards, rf: maxRF}).peak()
+		}
+		if r := peak * mc.LatencyFraction; r >= 1 {
+			runCell(matrixCell{size: size, shards: mc.LatencyShards, rf: maxRF, rate: float64(int(r))})
+		}
+	}
+	if cfg.Baseline {
+		res.Segment = map[string]*Throughput{}
+		for _, size := range mc.RecordSizes {
+			w := cfg.Workload
+			w.RecordSize, w.Shards = size, mc.LatencyShards
+			log.Info("segment baseline", "record_size", size)
+			if seg, err := SegmentBaseline(ctx, w, cfg.Dir); err == nil {
+				res.Segment[fmt.Sprintf("%dB", size)] = seg
+			} else {
+				log.Warn("segment baseline failed", "err", err)
+			}
+		}
+	}
+	res.Duration = time.Since(res.Started).Seconds()
+	if mc.Out != "" {
+		if err := writeJSON(filepath.Join(mc.Out, "matrix.json"), res); err != nil {
+			return res, err
+		}
+		f, err := os.Create(filepath.Join(mc.Out, "matrix.md"))
+		if err != nil {
+			return res, fmt.Errorf("bench: %w", err)
+		}
+		WriteMarkdown(f, res)
+		if err := f.Close(); err != nil {
+			return res, fmt.Errorf("bench: %w", err)
+		}
+	}
+	return res, ctx.Err()
+}
+
+func (mr *MatrixRun) peak() float64 {
+	if mr.Median == nil {
+		return 0
+	}
+	return mr.Median.Produce.RecordsPerSec
+}
+
+// median returns the run with the median produce records/s (the lower middle of an
+// even count), or nil for none.
+func median(runs []*Report) *Report {
+	if len(runs) == 0 {
+		return nil
+	}
+	s := slices.Clone(runs)
+	slices.SortStableFunc(s, func(a, b *Report) int {
+		switch {
+		case a.Produce.RecordsPerSec < b.Produce.RecordsPerSec:
+			return -1
+		case a.Produce.RecordsPerSec > b.Produce.RecordsPerSec:
+			return 1
+		}
+		return 0
+	})
+	return s[(len(s)-1)/2]
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// WriteMarkdown prints the matrix as a markdown table, with the machine and command.
+func WriteMarkdown(w io.Writer, res *MatrixResult) {
+	m := res.Machine
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), %.0f GiB RAM, %s, %s. Started %s, took %.0f s.\n\n",
+		m.CPUs, m.CPUModel, float64(m.MemBytes)/(1<<30), m.OS, m.GoVersion, res.Started.UTC().Format(time.RFC3339), res.Duration)
+	fmt.Fprintf(w, "Command: `%s`\n\n", strings.TrimSpace(res.Command))
+	fmt.Fprintln(w, "| run | record B | shards | RF | rate rec/s | produce rec/s | produce MB/s | ack p50 ms | ack p99 ms | ack p99.9 ms | ack max ms | e2e p99 ms | consume rec/s | consume MB/s | server CPU s/GB | peak RSS MiB | errors/retries |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, mr := range res.Runs {
+		c := mr.cell
+		rateCol := "max"
+		if c.rate > 0 {
+			rateCol = fmt.Sprintf("%.0f", c.rate)
+		}
+		if mr.Median == nil {
+			fmt.Fprintf(w, "| %s | %d | %d | %d | %s | failed: %s |||||||||||\n", mr.Name, c.size, c.shards, c.rf, rateCol, mr.Error)
+			continue
+		}
+		r := mr.Median
+		p, cs := r.Produce, r.Consume
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.2f | %.1f | %.0f | %d/%d |\n",
+			mr.Name, c.size, c.shards, c.rf, rateCol, p.RecordsPerSec, p.MBPerSec,
+			p.LatencyMs.P50, p.LatencyMs.P99, p.LatencyMs.P999, p.LatencyMs.Max, cs.E2ELatencyMs.P99,
+			cs.RecordsPerSec, cs.MBPerSec, r.ProduceCPUSecondsPerGB(), float64(r.MaxPeakRSS())/(1<<20), r.Errors, r.Retries)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "MB/s counts key+value bytes (10^6). Ack latency runs from Send (fixed-rate runs: from the intended send time) to the acknowledgement;")
+	fmt.Fprintln(w, "e2e from send to a tailing consumer. Consume is the backlog read from offset 0 after producing. Server CPU s/GB is the servers'")
+	fmt.Fprintln(w, "CPU during the produce phase per GB produced; peak RSS is the largest server VmHWM at the end of the run (the matrix reuses one")
+	fmt.Fprintln(w, "cluster, so it is the peak so far). Retries are batch resends by the client.")
+	if len(res.Segment) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| segment store alone (no Raft, no network, no sync) | records/s | MB/s |")
+		fmt.Fprintln(w, "|---|---:|---:|")
+		for _, k := range slices.Sorted(maps.Keys(res.Segment)) {
+			s := res.Segment[k]
+			fmt.Fprintf(w, "| %s records | %.0f | %.2f |\n", k, s.RecordsPerSec, s.MBPerSec)
+		}
+	}
+}

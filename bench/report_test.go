@@ -1,0 +1,269 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// lookup follows a dotted path through decoded JSON; "[]" takes the first element of an array.
+func lookup(v any, path string) (any, bool) {
+	for p := range strings.SplitSeq(path, ".") {
+		name, arr := strings.CutSuffix(p, "[]")
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[name]; !ok {
+			return nil, false
+		}
+		if arr {
+			a, ok := v.([]any)
+			if !ok || len(a) == 0 {
+				return nil, false
+			}
+			v = a[0]
+		}
+	}
+	return v, true
+}
+
+func sampleReport() *Report {
+	return &Report{
+		Started: time.Unix(0, 0), Machine: describeMachine(),
+		Workload: WorkloadInfo{Topic: "t", Shards: 8, ReplicationFactor: 3, RecordSize: 100, Keys: "none", Compression: "none"},
+		Produce: ProduceResult{Records: 1000, Bytes: 100000, Seconds: 1, RecordsPerSec: 1000, MBPerSec: 0.1,
+			LatencyMs: Latency{Count: 1000, P50: 1, P99: 2, P999: 3, Max: 4}},
+		Consume: ConsumeResult{Records: 1000, Bytes: 100000, Seconds: 0.5, RecordsPerSec: 2000, MBPerSec: 0.2, Complete: true},
+		Servers: []ServerResult{{Name: "n1", PID: 1, CPUSeconds: 2, ProduceCPUSeconds: 1, PeakRSSBytes: 1 << 20}},
+		Errors:  1, ErrorMessages: []string{"boom"},
+		Baseline: &Baseline{Segment: &Throughput{RecordsPerSec: 5}, RF1: &Report{}},
+	}
+}
+
+func TestReportJSONShape(t *testing.T) {
+	b, err := json.Marshal(sampleReport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	checkShape(t, v)
+	if got, _ := lookup(v, "produce.latency_ms.p999"); got != 3.0 {
+		t.Errorf("produce.latency_ms.p999 = %v, want 3", got)
+	}
+}
+
+// checkShape requires the JSON fields the issue names.
+func checkShape(t *testing.T, v any) {
+	t.Helper()
+	for _, path := range []string{
+		"produce.records_per_sec", "produce.mb_per_sec",
+		"produce.latency_ms.p50", "produce.latency_ms.p99", "produce.latency_ms.p999", "produce.latency_ms.max",
+		"consume.records_per_sec", "consume.mb_per_sec", "consume.e2e_latency_ms.p99",
+		"servers[].cpu_seconds", "servers[].peak_rss_bytes", "errors", "retries",
+	} {
+		got, ok := lookup(v, path)
+		if !ok {
+			t.Errorf("JSON has no %s", path)
+			continue
+		}
+		if _, ok := got.(float64); !ok {
+			t.Errorf("%s = %v (%T), want a number", path, got, got)
+		}
+	}
+}
+
+func TestWriteText(t *testing.T) {
+	var buf bytes.Buffer
+	WriteText(&buf, sampleReport())
+	for _, want := range []string{"produce", "records/s", "p99.9", "consume", "e2e", "n1", "boom", "segment store alone", "replication factor 1", "server CPU seconds per GB"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+func TestReportCost(t *testing.T) {
+	r := sampleReport()
+	// 1 CPU second for 100000 bytes = 10000 s per GB.
+	if got := r.ProduceCPUSecondsPerGB(); !near(got, 10000, 1e-9) {
+		t.Errorf("ProduceCPUSecondsPerGB = %v", got)
+	}
+	if got := r.MaxPeakRSS(); got != 1<<20 {
+		t.Errorf("MaxPeakRSS = %v", got)
+	}
+	if got := r.ServerCPUSeconds(); got != 2 {
+		t.Errorf("ServerCPUSeconds = %v", got)
+	}
+	if got := (&Report{}).ProduceCPUSecondsPerGB(); got != 0 {
+		t.Errorf("empty ProduceCPUSecondsPerGB = %v", got)
+	}
+}
+
+func TestMarkdownAndMedian(t *testing.T) {
+	mk := func(rps float64) *Report { r := sampleReport(); r.Produce.RecordsPerSec = rps; return r }
+	runs := []*Report{mk(3), mk(1), mk(2)}
+	if m := median(runs); m.Produce.RecordsPerSec != 2 {
+		t.Fatalf("median %v, want 2", m.Produce.RecordsPerSec)
+	}
+	if median(nil) != nil {
+		t.Fatal("median of nothing")
+	}
+	res := &MatrixResult{Machine: describeMachine(), Command: "shardlog bench matrix", Runs: []*MatrixRun{
+		{Name: "produce-100B-8shards-rf3", Median: mk(2), cell: matrixCell{size: 100, shards: 8, rf: 3}},
+		{Name: "latency-100B-8shards-rf3-rate100", Median: mk(1), cell: matrixCell{size: 100, shards: 8, rf: 3, rate: 100}},
+		{Name: "produce-100B-1shards-rf5", Error: "replication factor 5 exceeds the 3 nodes", cell: matrixCell{size: 100, shards: 1, rf: 5}},
+	}, Segment: map[string]*Throughput{"100B": {RecordsPerSec: 9}}}
+	var buf bytes.Buffer
+	WriteMarkdown(&buf, res)
+	out := buf.String()
+	for _, want := range []string{"| produce-100B-8shards-rf3 | 100 | 8 | 3 | max |", "| 100 |", "failed: replication factor 5", "segment store alone", "Command: `shardlog bench matrix`"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestShardsOf(t *testing.T) {
+	tests := []struct {
+		i, n, shards int
+		want         []uint32
+	}{
+		{0, 1, 3, []uint32{0, 1, 2}},
+		{0, 2, 5, []uint32{0, 2, 4}},
+		{1, 2, 5, []uint32{1, 3}},
+		{3, 4, 2, nil},
+	}
+	for _, tt := range tests {
+		if got := shardsOf(tt.i, tt.n, tt.shards); !slices.Equal(got, tt.want) {
+			t.Errorf("shardsOf(%d, %d, %d) = %v, want %v", tt.i, tt.n, tt.shards, got, tt.want)
+		}
+	}
+}
+
+func TestParseInts(t *testing.T) {
+	if got, err := parseInts("1, 8,64"); err != nil || !slices.Equal(got, []int{1, 8, 64}) {
+		t.Fatalf("parseInts = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "1,,2", "0", "x"} {
+		if _, err := parseInts(bad); err == nil {
+			t.Errorf("parseInts(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		ok    bool
+		check func(t *testing.T, c Config)
+	}{
+		{"defaults", nil, true, func(t *testing.T, c Config) {
+			w := c.Workload
+			if c.Nodes != 3 || w.Shards != 8 || w.ReplicationFactor != 3 || w.Compressibility != 0 || w.Keys.Kind != KeysNone || w.Rate != 0 || len(c.Servers) != 0 {
+				t.Errorf("defaults %+v", c)
+			}
+		}},
+		{"all workload flags", []string{"--nodes", "5", "--shards", "64", "--replication-factor", "2", "--record-size", "1024",
+			"--keys", "zipf:100", "--compressibility", "0.5", "--producers", "4", "--batch-size", "65536", "--linger", "2ms",
+			"--inflight", "8", "--consumers", "2", "--duration", "3s", "--records", "1000", "--compression", "zstd",
+			"--rate", "5000", "--topic", "x", "--keep", "--baseline", "--binary", "/bin/true"}, true, func(t *testing.T, c Config) {
+			w := c.Workload
+			if c.Nodes != 5 || w.Shards != 64 || w.ReplicationFactor != 2 || w.RecordSize != 1024 || w.Keys != (KeyDist{KeysZipf, 100}) ||
+				w.Compressibility != 0.5 || w.Producers != 4 || w.BatchSize != 65536 || w.Linger != 2*time.Millisecond ||
+				w.InFlight != 8 || w.Consumers != 2 || w.Duration != 3*time.Second || w.Records != 1000 || w.Compression != "zstd" ||
+				w.Rate != 5000 || c.Topic != "x" || !c.Keep || !c.Baseline || c.Binary != "/bin/true" {
+				t.Errorf("parsed %+v", c)
+			}
+		}},
+		{"servers", []string{"--server", "a:1, b:2"}, true, func(t *testing.T, c Config) {
+			if !slices.Equal(c.Servers, []string{"a:1", "b:2"}) {
+				t.Errorf("servers %q", c.Servers)
+			}
+		}},
+		{"rf follows a small cluster", []string{"--nodes", "1"}, true, func(t *testing.T, c Config) {
+			if c.Workload.ReplicationFactor != 1 {
+				t.Errorf("rf %d", c.Workload.ReplicationFactor)
+			}
+		}},
+		{"bad keys", []string{"--keys", "zipf"}, false, nil},
+		{"bad compression", []string{"--compression", "lz4"}, false, nil},
+		{"bad compressibility", []string{"--compressibility", "2"}, false, nil},
+		{"no producers", []string{"--producers", "0"}, false, nil},
+		{"extra args", []string{"x"}, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, ok := parseFlags(tt.args, io.Discard)
+			if ok != tt.ok {
+				t.Fatalf("ok = %v, want %v", ok, tt.ok)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
+
+func TestSegmentBaseline(t *testing.T) {
+	w := DefaultWorkload()
+	w.Records, w.Shards, w.Compression, w.Compressibility = 5000, 3, "s2", 0.5
+	w.BatchSize = 16 << 10
+	got, err := SegmentBaseline(t.Context(), w, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Records < 5000 || got.Bytes != got.Records*100 || got.RecordsPerSec <= 0 || got.MBPerSec <= 0 {
+		t.Fatalf("segment baseline %+v", got)
+	}
+}
+
+func TestWriteJSONFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := writeJSON(path, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	checkShape(t, v)
+}
+
+func TestCodeCounter(t *testing.T) {
+	var c codeCounter
+	if c.snapshot() != nil {
+		t.Fatal("empty counter has a snapshot")
+	}
+	results := []error{nil, status.Error(codes.Aborted, "x"), status.Error(codes.Aborted, "y"), status.Error(codes.Unavailable, "z")}
+	for _, want := range results {
+		got := c.intercept(t.Context(), "/m", nil, nil, nil, func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
+			return want
+		})
+		if got != want {
+			t.Fatalf("intercept returned %v, want %v", got, want)
+		}
+	}
+	if got := c.snapshot(); len(got) != 2 || got["Aborted"] != 2 || got["Unavailable"] != 1 {
+		t.Fatalf("snapshot %v", got)
+	}
+}
