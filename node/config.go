@@ -59,6 +59,9 @@ type Config struct {
 	// until its own deadline. Short, because a proposal forwarded to a leader that just
 	// died is lost silently. Default 2 s.
 	ProposalTimeout time.Duration
+	// SequenceWait is how long a producer's batch that arrived ahead of its
+	// predecessor waits for it before being proposed anyway. Default 50 ms.
+	SequenceWait time.Duration
 	// RTTMillisecond is dragonboat's tick. Default 10. Fixed in spirit: all nodes should agree.
 	RTTMillisecond uint64
 	// ElectionRTT is the election timeout in ticks. Default 30 (300-600 ms).
@@ -140,6 +143,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.ProposalTimeout == 0 {
 		c.ProposalTimeout = 2 * time.Second
+	}
+	if c.SequenceWait == 0 {
+		c.SequenceWait = 50 * time.Millisecond
 	}
 	if c.RTTMillisecond == 0 {
 		c.RTTMillisecond = 10

@@ -176,7 +176,8 @@ func (n *Node) metaLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-n.metaChanged:
-		case <-tick.C:
+		case now := <-tick.C:
+			n.gate.sweep(now.Add(-time.Minute))
 		}
 		if _, err := n.refreshView(); err != nil {
 			continue // not ready yet (replaying); the next tick retries

@@ -43,6 +43,7 @@ type Node struct {
 	grpc   *grpc.Server
 	lis    net.Listener
 	peers  *peerPool
+	gate   *seqGate
 
 	view        atomic.Pointer[meta.State]
 	metaChanged chan struct{}
@@ -89,6 +90,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		id:          id,
 		hub:         shard.NewHub(),
 		peers:       newPeerPool(),
+		gate:        newSeqGate(),
 		metaChanged: make(chan struct{}, 1),
 		running:     map[uint64]uint64{},
 	}
