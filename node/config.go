@@ -60,7 +60,7 @@ type Config struct {
 	// died is lost silently. Default 2 s.
 	ProposalTimeout time.Duration
 	// SequenceWait is how long a producer's batch that arrived ahead of its
-	// predecessor waits for it before being proposed anyway. Default 50 ms.
+	// predecessor waits for it before being proposed anyway. Default 500 ms.
 	SequenceWait time.Duration
 	// RTTMillisecond is dragonboat's tick. Default 10. Fixed in spirit: all nodes should agree.
 	RTTMillisecond uint64
@@ -145,7 +145,7 @@ func (c *Config) EnsureDefaults() {
 		c.ProposalTimeout = 2 * time.Second
 	}
 	if c.SequenceWait == 0 {
-		c.SequenceWait = 50 * time.Millisecond
+		c.SequenceWait = 500 * time.Millisecond
 	}
 	if c.RTTMillisecond == 0 {
 		c.RTTMillisecond = 10

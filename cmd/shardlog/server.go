@@ -43,7 +43,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr 
 	fs.IntVar(&cfg.MaxReplicationFactor, "max-replication-factor", 7, "highest replication factor (1..7)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "deadline for requests that arrive without one")
 	fs.DurationVar(&cfg.ProposalTimeout, "proposal-timeout", 2*time.Second, "one Raft proposal attempt; requests retry until their deadline")
-	fs.DurationVar(&cfg.SequenceWait, "sequence-wait", 50*time.Millisecond, "how long a producer's batch that overtook its predecessor waits for it before being proposed")
+	fs.DurationVar(&cfg.SequenceWait, "sequence-wait", 500*time.Millisecond, "how long a producer's batch that overtook its predecessor waits for it before being proposed")
 	fs.Uint64Var(&cfg.RTTMillisecond, "rtt-ms", 10, "Raft tick in milliseconds")
 	fs.Uint64Var(&cfg.ElectionRTT, "election-ticks", 30, "Raft election timeout in ticks")
 	fs.Uint64Var(&cfg.HeartbeatRTT, "heartbeat-ticks", 3, "Raft heartbeat interval in ticks")
