@@ -36,6 +36,8 @@ type ClusterConfig struct {
 	Net *Netns
 	// Logger receives the harness's lines about processes.
 	Logger *slog.Logger
+	// ExtraArgs are appended to every server's command line (e.g. "--quiesce").
+	ExtraArgs []string
 }
 
 // Node is one server process of a Cluster. Its fields are fixed at creation; the process
@@ -106,6 +108,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		if i > 0 {
 			n.args = append(n.args, "--join", net.JoinHostPort(hosts[0], strconv.Itoa(ports[0][0])))
 		}
+		n.args = append(n.args, cfg.ExtraArgs...)
 		c.nodes = append(c.nodes, n)
 	}
 	return c, nil
