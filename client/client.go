@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,9 +70,17 @@ type Client struct {
 	conns []*grpc.ClientConn
 	cur   atomic.Uint32 // index into conns of the address calls go to
 	log   *slog.Logger
+	dopts []grpc.DialOption
 
-	mu     sync.Mutex
+	bg       context.Context // canceled by Close; background leader refreshes run under it
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
+
+	mu     sync.Mutex // guards the fields below; lock order: topicRoutes.mu, then mu
 	closed bool
+	pool   map[string]*grpc.ClientConn // by address: the dialed ones and leaders' nodes
+	avoid  map[string]time.Time        // leader address -> until when calls skip it
+	routes map[string]*topicRoutes     // per topic: shard leaders
 }
 
 // Dial connects to the servers at addrs (host:port, client port). It returns once at
@@ -85,7 +94,12 @@ func Dial(ctx context.Context, addrs []string, o Options) (*Client, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 	}, o.DialOptions...)
-	c := &Client{addrs: append([]string(nil), addrs...), log: o.Logger}
+	c := &Client{
+		addrs: append([]string(nil), addrs...), log: o.Logger, dopts: dopts,
+		pool:   make(map[string]*grpc.ClientConn),
+		avoid:  make(map[string]time.Time),
+		routes: make(map[string]*topicRoutes),
+	}
 	for _, a := range addrs {
 		cc, err := grpc.NewClient(a, dopts...)
 		if err != nil {
@@ -93,6 +107,9 @@ func Dial(ctx context.Context, addrs []string, o Options) (*Client, error) {
 			return nil, fmt.Errorf("client: dial %s: %w", a, err)
 		}
 		c.conns = append(c.conns, cc)
+		if _, ok := c.pool[a]; !ok {
+			c.pool[a] = cc
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
 	defer cancel()
@@ -102,6 +119,7 @@ func Dial(ctx context.Context, addrs []string, o Options) (*Client, error) {
 		return nil, fmt.Errorf("%w %v: %v", ErrNotConnected, addrs, err)
 	}
 	c.cur.Store(uint32(ready))
+	c.bg, c.bgCancel = context.WithCancel(context.Background())
 	return c, nil
 }
 
@@ -143,15 +161,27 @@ func (c *Client) closeConns() {
 // Close closes all connections. Producers and consumers of this client must be closed first.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return nil
 	}
 	c.closed = true
+	c.mu.Unlock()
+	c.bgCancel()
+	c.bgWG.Wait()
 	var errs []error
 	for _, cc := range c.conns {
 		if err := cc.Close(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for a, cc := range c.pool {
+		if !slices.Contains(c.conns, cc) {
+			if err := cc.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("client: close %s: %w", a, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -183,11 +213,6 @@ func (c *Client) observe(i int, err error) {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		c.failover(i)
 	}
-}
-
-func (c *Client) logClient() (int, shardlogv1.LogClient) {
-	i, cc := c.conn()
-	return i, shardlogv1.NewLogClient(cc)
 }
 
 // admin runs an admin call, trying each address once while the answer is Unavailable.

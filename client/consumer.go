@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"shardlog/proto/shardlogv1"
@@ -70,6 +72,7 @@ type fetched struct {
 // different goroutines, but Poll is not meant to run concurrently with itself.
 type Consumer struct {
 	c      *Client
+	routes *topicRoutes
 	topic  string
 	o      ConsumerOptions
 	log    *slog.Logger
@@ -119,7 +122,7 @@ func (c *Client) NewConsumer(ctx context.Context, topic string, o ConsumerOption
 	}
 	fctx, cancel := context.WithCancel(context.Background())
 	k := &Consumer{
-		c: c, topic: topic, o: o, cancel: cancel,
+		c: c, routes: c.routesFor(topic), topic: topic, o: o, cancel: cancel,
 		log:   c.log.With("topic", topic),
 		ready: make(chan fetched, len(shards)),
 		pos:   make(map[uint32]uint64, len(shards)),
@@ -142,6 +145,7 @@ func (c *Client) NewConsumer(ctx context.Context, topic string, o ConsumerOption
 		}
 		fetchers = append(fetchers, f)
 	}
+	k.routes.seed(info)
 	for _, f := range fetchers {
 		k.wg.Go(func() { f.run(fctx) })
 	}
@@ -262,12 +266,15 @@ func (f *fetcher) step(ctx context.Context) error {
 	if !f.resolved {
 		return f.resolve(ctx, k.o.Start)
 	}
-	i, lc := k.c.logClient()
-	resp, err := lc.Fetch(ctx, &shardlogv1.FetchRequest{
+	t := k.routes.target(f.shard)
+	var md metadata.MD
+	resp, err := shardlogv1.NewLogClient(t.cc).Fetch(ctx, &shardlogv1.FetchRequest{
 		Topic: k.topic, Shard: f.shard, Offset: f.pos,
 		MaxBytes: uint32(k.o.MaxBytes), MaxWaitMs: uint32(k.o.MaxWait / time.Millisecond),
-	})
-	k.c.observe(i, err)
+	}, grpc.Header(&md))
+	if ctx.Err() == nil {
+		k.routes.observe(f.shard, t, md, err)
+	}
 	if status.Code(err) == codes.OutOfRange {
 		if k.o.Strict {
 			return fmt.Errorf("%w: shard %d offset %d: %w", ErrOutOfRange, f.shard, f.pos, err)
@@ -305,6 +312,7 @@ func (f *fetcher) resolve(ctx context.Context, start int64) error {
 	if err != nil {
 		return err
 	}
+	f.k.routes.update(info)
 	if int(f.shard) >= len(info.GetShards()) {
 		return fmt.Errorf("%w: %d", ErrInvalidShard, f.shard)
 	}

@@ -5,6 +5,15 @@
 // every RPC (it forwards to shard leaders), so the addresses are only alternatives: calls
 // go to the current address and move to the next one when a call fails with Unavailable.
 //
+// Produce and Fetch skip that forwarding hop when they can: the client caches each
+// topic's shard leaders (from DescribeTopic, per topic and shared by its producers and
+// consumers) and sends a shard's calls straight to its leader's node over a pooled
+// connection. The cache is refreshed in the background, at most every 500ms per topic,
+// when a call on a leader fails with Unavailable or DeadlineExceeded or when the
+// shardlog-leader response header shows the leader moved. The cache is only a hint:
+// without an entry, or for a while after its leader's node failed a call, calls go to
+// the current address, which forwards.
+//
 //	c, err := client.Dial(ctx, []string{"127.0.0.1:7400"}, client.Options{})
 //	p, err := c.NewProducer(ctx, "events", client.ProducerOptions{})
 //	err = p.Send(ctx, client.Message{Key: k, Value: v, Shard: client.AnyShard}, func(r client.Result) { ... })

@@ -119,6 +119,7 @@ type producerCounters struct {
 // Producer sends records to one topic. It is safe for concurrent use.
 type Producer struct {
 	c      *Client
+	routes *topicRoutes
 	topic  string
 	shards uint32
 	codec  segment.Codec
@@ -165,13 +166,14 @@ func (c *Client) NewProducer(ctx context.Context, topic string, o ProducerOption
 		}
 	}
 	p := &Producer{
-		c: c, topic: topic, shards: shards, codec: codec, o: o,
+		c: c, routes: c.routesFor(topic), topic: topic, shards: shards, codec: codec, o: o,
 		log:   c.log.With("topic", topic),
 		open:  make([]*batch, shards),
 		space: make(chan struct{}),
 		idle:  make(chan struct{}),
 	}
 	close(p.idle)
+	p.routes.seed(info)
 	pid := newProducerID()
 	for i := range shards {
 		s := newShardSender(p, i, pid)

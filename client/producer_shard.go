@@ -6,7 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"shardlog/proto/shardlogv1"
@@ -226,9 +228,10 @@ func (s *shardSender) send(b *batch, now time.Time) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		i, lc := s.p.c.logClient()
-		resp, err := lc.Produce(ctx, req)
-		s.p.c.observe(i, err)
+		t := s.p.routes.target(s.shard)
+		var md metadata.MD
+		resp, err := shardlogv1.NewLogClient(t.cc).Produce(ctx, req, grpc.Header(&md))
+		s.p.routes.observe(s.shard, t, md, err)
 		s.results <- sendResult{b: b, attempt: attempt, resp: resp, err: err}
 	}()
 }

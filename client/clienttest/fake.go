@@ -17,16 +17,22 @@ import (
 	"net"
 	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"shardlog/proto/shardlogv1"
 	"shardlog/segment"
 )
+
+// LeaderHeader is the response header in which a node names itself (decimal node ID)
+// when it served a Produce or Fetch.
+const LeaderHeader = "shardlog-leader"
 
 // ErrNoShard is returned by Server helpers for an unknown topic or shard.
 var ErrNoShard = errors.New("clienttest: no such topic or shard")
@@ -59,6 +65,7 @@ type Server struct {
 	faults  Faults
 	topics  map[string]*topic
 	nextID  uint64
+	nodeID  uint64        // the node this fake claims to be
 	changed chan struct{} // closed and replaced on every append
 	stats   Stats
 
@@ -70,8 +77,9 @@ type Server struct {
 type Stats struct {
 	// Produces counts Produce requests; Applied the batches appended; Duplicates the
 	// retried batches answered from the dedupe table; Injected the injected faults;
-	// OutOfOrder the Aborted answers for a sequence ahead of the next expected one.
-	Produces, Applied, Duplicates, Injected, OutOfOrder int
+	// OutOfOrder the Aborted answers for a sequence ahead of the next expected one;
+	// Fetches counts Fetch requests.
+	Produces, Applied, Duplicates, Injected, OutOfOrder, Fetches int
 }
 
 type topic struct {
@@ -105,6 +113,7 @@ func NewServer(seed uint64) *Server {
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		topics:  make(map[string]*topic),
 		nextID:  100,
+		nodeID:  1,
 		changed: make(chan struct{}),
 	}
 }
@@ -131,6 +140,43 @@ func (s *Server) Stop() {
 	if s.grpc != nil {
 		s.grpc.Stop()
 	}
+}
+
+// SetNodeID sets the node ID the fake claims (default 1): in the placement of topics
+// created afterwards, in DescribeCluster, and in the shardlog-leader response header of
+// Produce and Fetch, which names the node that served the call.
+func (s *Server) SetNodeID(id uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodeID = id
+}
+
+// SetLeader makes DescribeTopic report shard idx of topic as led by node nodeID at
+// client address addr, with this fake's own node as a follower replica (when nodeID is
+// another node). The fake still serves the shard itself: it does not forward.
+func (s *Server) SetLeader(topic string, idx uint32, nodeID uint64, addr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.topics[topic]
+	if !ok || int(idx) >= len(t.info.GetShards()) {
+		return ErrNoShard
+	}
+	si := t.info.GetShards()[idx]
+	si.LeaderNodeId = nodeID
+	si.Replicas = []*shardlogv1.ReplicaInfo{{ReplicaId: 1, NodeId: s.nodeID, ClientAddr: s.addr, Leader: nodeID == s.nodeID}}
+	if nodeID != s.nodeID {
+		si.Replicas = append(si.Replicas, &shardlogv1.ReplicaInfo{ReplicaId: 2, NodeId: nodeID, ClientAddr: addr, Leader: true})
+	}
+	return nil
+}
+
+// markServed sets the response header that names this node as the one that served a
+// Produce or Fetch, as real nodes do.
+func (s *Server) markServed(ctx context.Context) {
+	s.mu.Lock()
+	id := s.nodeID
+	s.mu.Unlock()
+	_ = grpc.SetHeader(ctx, metadata.Pairs(LeaderHeader, strconv.FormatUint(id, 10)))
 }
 
 // SetFaults replaces the injected fault probabilities.
@@ -172,8 +218,8 @@ func (s *Server) CreateTopic(_ context.Context, req *shardlogv1.CreateTopicReque
 	for i := range spec.GetShards() {
 		s.nextID++
 		t.info.Shards = append(t.info.Shards, &shardlogv1.ShardInfo{
-			Index: i, ShardId: s.nextID, LeaderNodeId: 1,
-			Replicas: []*shardlogv1.ReplicaInfo{{ReplicaId: 1, NodeId: 1, ClientAddr: s.addr, Leader: true}},
+			Index: i, ShardId: s.nextID, LeaderNodeId: s.nodeID,
+			Replicas: []*shardlogv1.ReplicaInfo{{ReplicaId: 1, NodeId: s.nodeID, ClientAddr: s.addr, Leader: true}},
 		})
 		t.shards = append(t.shards, &shard{producers: make(map[uint64]*producerState)})
 	}
@@ -244,9 +290,9 @@ func (s *Server) DescribeCluster(context.Context, *shardlogv1.DescribeClusterReq
 		replicas += uint32(len(t.shards))
 	}
 	return &shardlogv1.DescribeClusterResponse{
-		ThisNodeId: 1, MetaLeaderNodeId: 1, MetaIndex: s.nextID,
+		ThisNodeId: s.nodeID, MetaLeaderNodeId: s.nodeID, MetaIndex: s.nextID,
 		Nodes: []*shardlogv1.NodeInfo{{
-			NodeId: 1, ClientAddr: s.addr, RaftAddr: "127.0.0.1:1", GossipAddr: "127.0.0.1:2",
+			NodeId: s.nodeID, ClientAddr: s.addr, RaftAddr: "127.0.0.1:1", GossipAddr: "127.0.0.1:2",
 			Zone: "z1", State: "ALIVE", MetaVoter: true, Replicas: replicas, Leaders: replicas,
 		}},
 		Topics: s.sortedTopics(),

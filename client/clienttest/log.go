@@ -13,6 +13,7 @@ import (
 
 // Produce implements shardlogv1.LogServer with the real server's dedupe rules.
 func (s *Server) Produce(ctx context.Context, req *shardlogv1.ProduceRequest) (*shardlogv1.ProduceResponse, error) {
+	s.markServed(ctx)
 	s.mu.Lock()
 	f := s.faults
 	var delay time.Duration
@@ -87,6 +88,10 @@ func (s *Server) Produce(ctx context.Context, req *shardlogv1.ProduceRequest) (*
 // <= offset, long-polling up to max_wait_ms at the end of the log.
 func (s *Server) Fetch(ctx context.Context, req *shardlogv1.FetchRequest) (*shardlogv1.FetchResponse, error) {
 	deadline := time.Now().Add(time.Duration(req.GetMaxWaitMs()) * time.Millisecond)
+	s.markServed(ctx)
+	s.mu.Lock()
+	s.stats.Fetches++
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		sh, err := s.shardLocked(req.GetTopic(), req.GetShard())
