@@ -38,6 +38,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "matrix" {
 		return MatrixMain(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "scale" {
+		return ScaleMain(args[1:], stdout, stderr)
+	}
 	cfg, o, ok := parseFlags(args, stderr)
 	if !ok {
 		return ExitUsage
@@ -90,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, o options, ok bool
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: shardlog bench [flags]      measure one workload")
 		fmt.Fprintln(stderr, "       shardlog bench matrix [flags] run the standard matrix (see shardlog bench matrix -h)")
+		fmt.Fprintln(stderr, "       shardlog bench scale [flags]  many shards: create time, idle cost, active-shard throughput (see shardlog bench scale -h)")
 		fs.PrintDefaults()
 	}
 	w := DefaultWorkload()

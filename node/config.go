@@ -62,11 +62,12 @@ type Config struct {
 	// SequenceWait is how long a producer's batch that arrived ahead of its
 	// predecessor waits for it before being proposed anyway. Default 500 ms.
 	SequenceWait time.Duration
-	// RTTMillisecond is dragonboat's tick. Default 10. Fixed in spirit: all nodes should agree.
+	// RTTMillisecond is dragonboat's tick. Default 50: every tick steps every shard,
+	// so with 1,000 shards a 10 ms tick cost 45-65% of a core per idle node.
 	RTTMillisecond uint64
-	// ElectionRTT is the election timeout in ticks. Default 30 (300-600 ms).
+	// ElectionRTT is the election timeout in ticks. Default 10 (500-1000 ms).
 	ElectionRTT uint64
-	// HeartbeatRTT is the heartbeat interval in ticks. Default 3.
+	// HeartbeatRTT is the heartbeat interval in ticks. Default 2 (100 ms).
 	HeartbeatRTT uint64
 	// SnapshotEntries is how many applied entries trigger a Raft snapshot (which lets
 	// the Raft log be compacted). Default 10000.
@@ -87,7 +88,8 @@ type Config struct {
 	LeaderBalanceInterval time.Duration
 	// Quiesce lets idle shards stop heartbeating (dragonboat's quiesce mode), so
 	// thousands of idle shards cost little CPU. The first request to a quiesced shard
-	// wakes it. Experimental in dragonboat; off by default (flag --quiesce).
+	// wakes it. The server turns it on (flag --quiesce, default true): with 1,000 idle
+	// shards on 3 nodes it took idle CPU from 25% to 9% of a core per node.
 	Quiesce bool
 	// GossipFast uses short gossip timings (tests).
 	GossipFast bool
@@ -148,13 +150,13 @@ func (c *Config) EnsureDefaults() {
 		c.SequenceWait = 500 * time.Millisecond
 	}
 	if c.RTTMillisecond == 0 {
-		c.RTTMillisecond = 10
+		c.RTTMillisecond = 50
 	}
 	if c.ElectionRTT == 0 {
-		c.ElectionRTT = 30
+		c.ElectionRTT = 10
 	}
 	if c.HeartbeatRTT == 0 {
-		c.HeartbeatRTT = 3
+		c.HeartbeatRTT = 2
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000

@@ -50,6 +50,7 @@ func Start(t testing.TB, n int, opts ...Option) *Cluster {
 			GossipPort:         ports[2],
 			LogDBMemory:        "tiny",
 			GossipFast:         true,
+			Quiesce:            true, // as the server runs
 			RetentionInterval:  time.Second,
 			Logger:             log.With("test_node", i),
 			DragonboatLogLevel: slog.LevelError,
