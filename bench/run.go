@@ -141,6 +141,8 @@ type Config struct {
 	Dir     string
 	// ServerLogLevel is the started servers' --log-level (default warn).
 	ServerLogLevel string
+	// ServerArgs are appended to every started server's command line.
+	ServerArgs []string
 	// Topic is the topic to create (default bench-<time>); Keep keeps it (and a started
 	// cluster's directory) after the run.
 	Topic string
@@ -230,13 +232,14 @@ func connect(ctx context.Context, cfg Config) (*target, error) {
 	if level == "" {
 		level = "warn"
 	}
-	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir, LogLevel: level, Logger: cfg.Logger})
+	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir, LogLevel: level,
+		Logger: cfg.Logger, ExtraArgs: cfg.ServerArgs})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	t.cluster, t.dir = c, dir
-	cfg.Logger.Info("starting cluster", "nodes", cfg.Nodes, "dir", dir)
+	cfg.Logger.Info("starting cluster", "nodes", cfg.Nodes, "dir", dir, "server_args", cfg.ServerArgs)
 	if err := c.Start(ctx, 90*time.Second); err != nil {
 		t.close()
 		return nil, err

@@ -19,7 +19,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"shardlog/chaos"
 	"shardlog/client"
 	"shardlog/proto/shardlogv1"
 )
@@ -278,7 +277,8 @@ func RunScale(ctx context.Context, sc ScaleConfig) (*ScaleReport, error) {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger
-	t, err := connectScale(ctx, cfg, sc.ServerArgs)
+	cfg.ServerArgs = sc.ServerArgs
+	t, err := connect(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -366,44 +366,6 @@ func cpuPercent(before, after ProcSample, seconds float64) float64 {
 		return 0
 	}
 	return 100 * (after.CPU - before.CPU).Seconds() / seconds
-}
-
-// connectScale is connect with extra server arguments.
-func connectScale(ctx context.Context, cfg Config, extra []string) (*target, error) {
-	if len(cfg.Servers) > 0 {
-		return connect(ctx, cfg)
-	}
-	if cfg.Nodes < 1 {
-		return nil, fmt.Errorf("%w: --nodes must be at least 1", ErrUsage)
-	}
-	if _, err := os.Stat(cfg.Binary); err != nil {
-		return nil, fmt.Errorf("%w: server binary: %v (build it with make build, or pass --binary)", ErrUsage, err)
-	}
-	dir, err := os.MkdirTemp(cfg.Dir, "shardlog-scale-")
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	level := cfg.ServerLogLevel
-	if level == "" {
-		level = "warn"
-	}
-	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir, LogLevel: level,
-		Logger: cfg.Logger, ExtraArgs: extra})
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	t := &target{log: cfg.Logger, keep: cfg.Keep, cluster: c, dir: dir}
-	cfg.Logger.Info("starting cluster", "nodes", cfg.Nodes, "dir", dir, "server_args", extra)
-	if err := c.Start(ctx, 90*time.Second); err != nil {
-		t.close()
-		return nil, err
-	}
-	t.addrs = c.Addrs()
-	for i, n := range c.Nodes() {
-		t.servers = append(t.servers, server{name: n.Name, addr: n.Addr, pid: c.PID(i)})
-	}
-	return t, nil
 }
 
 // nodeNames maps node IDs to the names of the started servers (by client address), or
