@@ -60,21 +60,31 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return ExitUsage
 	}
+	var errCount uint64
 	if rep != nil {
-		if o.json {
+		errCount = rep.Errors
+	}
+	return finish(stdout, stderr, rep, errCount, err, o.json, WriteText)
+}
+
+// finish prints a run's report (JSON or text) when there is one and turns the
+// outcome into Main's exit status.
+func finish[R any](stdout, stderr io.Writer, rep *R, errCount uint64, err error, asJSON bool, text func(io.Writer, *R)) int {
+	if rep != nil {
+		if asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
 			_ = enc.Encode(rep)
 		} else {
-			WriteText(stdout, rep)
+			text(stdout, rep)
 		}
 	}
 	switch {
 	case err != nil:
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return ExitFailed
-	case rep.Errors > 0:
-		fmt.Fprintf(stderr, "bench: %d errors\n", rep.Errors)
+	case errCount > 0:
+		fmt.Fprintf(stderr, "bench: %d errors\n", errCount)
 		return ExitErrors
 	}
 	return ExitOK

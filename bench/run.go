@@ -52,6 +52,22 @@ type Workload struct {
 	BacklogTimeout, TailTimeout time.Duration
 }
 
+// validateProducers checks the producer settings that `bench` and `bench scale` share.
+func validateProducers(bad func(format string, a ...any), producers, batchSize, inFlight, bufferBytes int) {
+	if producers < 1 {
+		bad("--producers must be at least 1")
+	}
+	if batchSize < 1 {
+		bad("--batch-size must be at least 1")
+	}
+	if bufferBytes < 0 {
+		bad("--buffer must not be negative")
+	}
+	if inFlight < 1 {
+		bad("--inflight must be at least 1")
+	}
+}
+
 // DefaultWorkload returns the workload of `shardlog bench` without flags.
 func DefaultWorkload() Workload {
 	return Workload{
@@ -85,20 +101,9 @@ func (w *Workload) Validate() error {
 	default:
 		bad("--compression %q: want none, s2 or zstd", w.Compression)
 	}
-	if w.Producers < 1 {
-		bad("--producers must be at least 1")
-	}
+	validateProducers(bad, w.Producers, w.BatchSize, w.InFlight, w.BufferBytes)
 	if w.Consumers < 0 {
 		bad("--consumers must not be negative")
-	}
-	if w.BatchSize < 1 {
-		bad("--batch-size must be at least 1")
-	}
-	if w.BufferBytes < 0 {
-		bad("--buffer must not be negative")
-	}
-	if w.InFlight < 1 {
-		bad("--inflight must be at least 1")
 	}
 	if w.Records < 0 {
 		bad("--records must not be negative")

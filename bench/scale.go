@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,18 +94,7 @@ func (sc *ScaleConfig) Validate() error {
 	if sc.RecordSize < 0 {
 		bad("--record-size must not be negative")
 	}
-	if sc.Producers < 1 {
-		bad("--producers must be at least 1")
-	}
-	if sc.BatchSize < 1 {
-		bad("--batch-size must be at least 1")
-	}
-	if sc.InFlight < 1 {
-		bad("--inflight must be at least 1")
-	}
-	if sc.BufferBytes < 0 {
-		bad("--buffer must not be negative")
-	}
+	validateProducers(bad, sc.Producers, sc.BatchSize, sc.InFlight, sc.BufferBytes)
 	return errors.Join(errs...)
 }
 
@@ -245,24 +233,11 @@ func ScaleMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return ExitUsage
 	}
+	var errCount uint64
 	if rep != nil {
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
-		} else {
-			WriteScaleText(stdout, rep)
-		}
+		errCount = rep.Errors
 	}
-	switch {
-	case err != nil:
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return ExitFailed
-	case rep.Errors > 0:
-		fmt.Fprintf(stderr, "bench: %d errors\n", rep.Errors)
-		return ExitErrors
-	}
-	return ExitOK
+	return finish(stdout, stderr, rep, errCount, err, *asJSON, WriteScaleText)
 }
 
 // RunScale runs the scale benchmark: it starts (or connects to) the cluster, creates
