@@ -184,3 +184,17 @@ func TestNodeJoinAddressThatIsNotShardlogFails(t *testing.T) {
 		t.Fatalf("took %v to refuse", time.Since(start))
 	}
 }
+
+// --max-topics is enforced by the meta group, with ResourceExhausted.
+func TestClusterMaxTopicsIsEnforced(t *testing.T) {
+	c := nodetest.Start(t, 1, func(i int, cfg *node.Config) { cfg.MaxTopics = 1 })
+	ctx := ctxT(t, 30*time.Second)
+	admin := pb.NewAdminClient(rawConn(t, c.Addr(0)))
+	if _, err := admin.CreateTopic(ctx, &pb.CreateTopicRequest{Spec: &pb.TopicSpec{Name: "one", Shards: 1, ReplicationFactor: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := admin.CreateTopic(ctx, &pb.CreateTopicRequest{Spec: &pb.TopicSpec{Name: "two", Shards: 1, ReplicationFactor: 1}})
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "maximum of 1 topics") {
+		t.Fatalf("second topic: %v, want ResourceExhausted naming the limit", err)
+	}
+}

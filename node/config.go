@@ -50,6 +50,8 @@ type Config struct {
 	MaxFetchWait time.Duration
 	// MaxShardsPerTopic bounds CreateTopic. Default 4096.
 	MaxShardsPerTopic int
+	// MaxTopics bounds the number of topics in the cluster. Default 100000.
+	MaxTopics int
 	// MaxReplicationFactor bounds CreateTopic. Default 7.
 	MaxReplicationFactor int
 
@@ -136,6 +138,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MaxShardsPerTopic == 0 {
 		c.MaxShardsPerTopic = 4096
+	}
+	if c.MaxTopics == 0 {
+		c.MaxTopics = 100000
 	}
 	if c.MaxReplicationFactor == 0 {
 		c.MaxReplicationFactor = 7
@@ -224,6 +229,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxShardsPerTopic < 1 {
 		errs = append(errs, fmt.Errorf("--max-shards-per-topic %d must be at least 1", c.MaxShardsPerTopic))
+	}
+	if c.MaxTopics < 1 {
+		errs = append(errs, fmt.Errorf("--max-topics %d must be at least 1", c.MaxTopics))
 	}
 	if c.MaxReplicationFactor < 1 || c.MaxReplicationFactor > 7 {
 		errs = append(errs, fmt.Errorf("--max-replication-factor %d must be 1..7", c.MaxReplicationFactor))

@@ -40,6 +40,7 @@ func (n *Node) metaLimits() meta.Limits {
 	return meta.Limits{
 		MaxShardsPerTopic:    uint32(n.cfg.MaxShardsPerTopic),
 		MaxReplicationFactor: uint32(n.cfg.MaxReplicationFactor),
+		MaxTopics:            n.cfg.MaxTopics,
 	}
 }
 

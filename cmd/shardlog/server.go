@@ -40,6 +40,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr 
 	fs.IntVar(&cfg.MaxFetchBytes, "max-fetch-bytes", 16<<20, "largest fetch answer, bytes")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", 30*time.Second, "longest fetch long poll")
 	fs.IntVar(&cfg.MaxShardsPerTopic, "max-shards-per-topic", 4096, "most shards a topic may have")
+	fs.IntVar(&cfg.MaxTopics, "max-topics", 100000, "most topics the cluster may hold")
 	fs.IntVar(&cfg.MaxReplicationFactor, "max-replication-factor", 7, "highest replication factor (1..7)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "deadline for requests that arrive without one")
 	fs.DurationVar(&cfg.ProposalTimeout, "proposal-timeout", 2*time.Second, "one Raft proposal attempt; requests retry until their deadline")
