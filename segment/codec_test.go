@@ -354,3 +354,25 @@ func BenchmarkSegmentDecode(b *testing.B) {
 		})
 	}
 }
+
+func TestSegmentHeaderInfoSkipsOnlyTheCRC(t *testing.T) {
+	b, err := EncodeBatch(nil, []Record{{Value: []byte("a"), Timestamp: 5}, {Value: []byte("b"), Timestamp: 7}}, CodecS2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := HeaderInfo(b)
+	if err != nil || info.Count != 2 || info.FirstTimestamp != 5 || info.MaxTimestamp != 7 || info.Codec != CodecS2 {
+		t.Fatalf("HeaderInfo = %+v, %v", info, err)
+	}
+	flipped := append([]byte(nil), b...)
+	flipped[len(flipped)-1] ^= 0xff
+	if _, err := HeaderInfo(flipped); err != nil {
+		t.Fatalf("HeaderInfo checked the payload: %v", err)
+	}
+	if _, err := CheckBatch(flipped); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("CheckBatch on a flipped payload: %v", err)
+	}
+	if _, err := HeaderInfo(b[:10]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("HeaderInfo on a short batch: %v", err)
+	}
+}
