@@ -142,14 +142,8 @@ func (n *Node) ID() uint64 { return n.id.NodeID }
 // ClientAddr is the address clients dial.
 func (n *Node) ClientAddr() string { return n.cfg.ClientAddr() }
 
-// Config returns the node's configuration with defaults filled in.
-func (n *Node) Config() Config { return n.cfg }
-
 // Store exposes the node's segment store (tests check what is on disk).
 func (n *Node) Store() *segment.Store { return n.store }
-
-// NodeHost exposes dragonboat (tests wait for leaders through it).
-func (n *Node) NodeHost() *dragonboat.NodeHost { return n.nh }
 
 func (n *Node) startNodeHost() error {
 	logdb := config.GetSmallMemLogDBConfig()

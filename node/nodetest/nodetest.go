@@ -93,9 +93,6 @@ func (c *Cluster) Node(i int) *node.Node {
 // Addr is node i's client address.
 func (c *Cluster) Addr(i int) string { return c.cfgs[i].ClientAddr() }
 
-// Size is the number of nodes, running or not.
-func (c *Cluster) Size() int { return len(c.cfgs) }
-
 // Stop closes node i; its directory stays.
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
