@@ -31,4 +31,18 @@
 // `shardlog bench scale` creates a topic with many shards (default 1,000 at RF 3),
 // times it until every shard has a leader, measures each server's idle CPU and RSS,
 // then compares produce throughput with --active shards (256) against 8.
+//
+// `shardlog bench failover` measures how long writes stop when the node leading a
+// shard is killed (target FailoverTargetSeconds, 1.5 s, with 3 nodes at RF 3). It
+// starts its own cluster (--server is refused: it kills processes), writes at a fixed
+// rate to every shard with explicit shard routing, and --kills times: waits --settle,
+// kills the node leading shard (k-1) mod shards with SIGKILL, and measures for every
+// shard that node led the time from the kill to the first acknowledgement after it
+// (of any record: one sent before the kill and acknowledged after a retry counts, as
+// that is when a user sees writes work again), the gap between the last
+// acknowledgement before and the first after, and the time until DescribeTopic
+// through a surviving node shows new leaders. It then restarts the node and waits
+// until every node is ALIVE and every shard has a leader. The report gives each
+// kill's worst and median affected shard, and the median and maximum over kills of
+// the worst shard's outage against the target.
 package bench

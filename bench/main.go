@@ -32,14 +32,18 @@ const (
 
 // Main is `shardlog bench`: it parses args, runs the benchmark and prints the report to
 // stdout (a table, or JSON with --json); progress goes to stderr. `shardlog bench
-// matrix ...` runs the standard matrix instead (see MatrixMain). It returns the exit
-// status.
+// matrix ...` runs the standard matrix instead (see MatrixMain), `shardlog bench scale
+// ...` the many-shards benchmark (see ScaleMain) and `shardlog bench failover ...` the
+// leader-kill benchmark (see FailoverMain). It returns the exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "matrix" {
 		return MatrixMain(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "scale" {
 		return ScaleMain(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "failover" {
+		return FailoverMain(args[1:], stdout, stderr)
 	}
 	cfg, o, ok := parseFlags(args, stderr)
 	if !ok {
@@ -104,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, o options, ok bool
 		fmt.Fprintln(stderr, "usage: shardlog bench [flags]      measure one workload")
 		fmt.Fprintln(stderr, "       shardlog bench matrix [flags] run the standard matrix (see shardlog bench matrix -h)")
 		fmt.Fprintln(stderr, "       shardlog bench scale [flags]  many shards: create time, idle cost, active-shard throughput (see shardlog bench scale -h)")
+		fmt.Fprintln(stderr, "       shardlog bench failover [flags] kill shard leaders' nodes under load: time until writes resume (see shardlog bench failover -h)")
 		fs.PrintDefaults()
 	}
 	w := DefaultWorkload()

@@ -8,12 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -36,8 +33,9 @@ type ScaleConfig struct {
 	ServerArgs []string
 	// Shards and ReplicationFactor shape the topic.
 	Shards, ReplicationFactor int
-	// Idle is how long the topic sits without traffic while idle CPU is measured.
-	Idle time.Duration
+	// Settle is how long the new topic sits without traffic before the idle window;
+	// Idle is the window over which idle CPU is measured.
+	Settle, Idle time.Duration
 	// Active is the number of shards (0..Active-1) written in the main produce phase;
 	// Compare the number written in the comparison phase.
 	Active, Compare int
@@ -57,7 +55,7 @@ type ScaleConfig struct {
 func DefaultScaleConfig() ScaleConfig {
 	return ScaleConfig{
 		Config: Config{Nodes: 3, ServerLogLevel: "warn"},
-		Shards: 1000, ReplicationFactor: 3, Idle: 30 * time.Second,
+		Shards: 1000, ReplicationFactor: 3, Settle: 30 * time.Second, Idle: 30 * time.Second,
 		Active: 256, Compare: 8, Duration: 10 * time.Second,
 		RecordSize: 100, Producers: 1, BatchSize: client.DefaultBatchBytes, Linger: client.DefaultLinger,
 		InFlight: client.DefaultMaxInFlight, BufferBytes: 16 << 20, Seed: 1,
@@ -79,8 +77,8 @@ func (sc *ScaleConfig) Validate() error {
 	if len(sc.Config.Servers) == 0 && sc.ReplicationFactor > sc.Config.Nodes {
 		bad("--replication-factor %d exceeds --nodes %d", sc.ReplicationFactor, sc.Config.Nodes)
 	}
-	if sc.Idle < 0 {
-		bad("--idle must not be negative")
+	if sc.Idle < 0 || sc.Settle < 0 {
+		bad("--idle and --settle must not be negative")
 	}
 	if sc.Active < 1 || sc.Active > sc.Shards {
 		bad("--active must be in 1..--shards (%d)", sc.Shards)
@@ -116,9 +114,11 @@ type ScaleReport struct {
 	// LeadersPerNode counts shard leaders by node (started servers' names n1, n2...;
 	// else client addresses or node IDs) once every shard had one.
 	LeadersPerNode map[string]int `json:"leaders_per_node"`
-	// IdleSeconds is the measured idle window; Servers holds each started server's cost.
-	IdleSeconds float64       `json:"idle_seconds"`
-	Servers     []ScaleServer `json:"servers"`
+	// SettleSeconds is the wait before the idle window, IdleSeconds the measured
+	// idle window; Servers holds each started server's cost.
+	SettleSeconds float64       `json:"settle_seconds"`
+	IdleSeconds   float64       `json:"idle_seconds"`
+	Servers       []ScaleServer `json:"servers"`
 	// Active is the produce phase over the first Active shards, Compare the one over the
 	// first Compare shards; Ratio is Active's records/s over Compare's.
 	Active ScaleProduce `json:"active"`
@@ -177,16 +177,11 @@ func ScaleMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	sc := DefaultScaleConfig()
 	c := &sc.Config
-	fs.IntVar(&c.Nodes, "nodes", c.Nodes, "server processes to start on 127.0.0.1 (without --server)")
-	servers := fs.String("server", "", "client addresses host:port[,host:port] of an existing cluster (default: start one; servers are then not measured)")
-	fs.StringVar(&c.Binary, "binary", "", "shardlog binary for started servers (default: this executable if it is shardlog, else bin/shardlog)")
-	fs.StringVar(&c.Dir, "dir", "", "parent of the started cluster's directory (default the system temp dir)")
-	fs.StringVar(&c.ServerLogLevel, "server-log-level", c.ServerLogLevel, "started servers' --log-level")
-	serverArgs := fs.String("server-args", "", "extra flags for every started server, space separated (e.g. \"--quiesce\")")
-	fs.StringVar(&c.Topic, "topic", "", "topic to create (default scale-<time>)")
-	fs.BoolVar(&c.Keep, "keep", false, "keep the topic (and a started cluster's directory) after the run")
+	sf := defineSubFlags(fs, c, "client addresses host:port[,host:port] of an existing cluster (default: start one; servers are then not measured)",
+		"topic to create (default scale-<time>)")
 	fs.IntVar(&sc.Shards, "shards", sc.Shards, "shards of the topic")
 	fs.IntVar(&sc.ReplicationFactor, "replication-factor", sc.ReplicationFactor, "replication factor of the topic (default 3, at most --nodes)")
+	fs.DurationVar(&sc.Settle, "settle", sc.Settle, "wait after the topic has its leaders before the idle window")
 	fs.DurationVar(&sc.Idle, "idle", sc.Idle, "idle window over which the servers' CPU is measured")
 	fs.IntVar(&sc.Active, "active", sc.Active, "shards written in the main produce phase")
 	fs.IntVar(&sc.Compare, "compare", sc.Compare, "shards written in the comparison produce phase")
@@ -198,46 +193,18 @@ func ScaleMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&sc.InFlight, "inflight", sc.InFlight, "batches in flight per shard and producer")
 	fs.IntVar(&sc.BufferBytes, "buffer", sc.BufferBytes, "bytes each producer may hold unacknowledged (0: the client's default)")
 	fs.Uint64Var(&sc.Seed, "seed", sc.Seed, "seed of the payloads")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
+	serverArgs, ok := sf.parse(fs, args, c, stderr)
+	if !ok {
 		return ExitUsage
 	}
-	if err := extraArgs(fs.Args()); err != nil {
-		fmt.Fprintln(stderr, err)
-		return ExitUsage
-	}
-	for s := range strings.SplitSeq(*servers, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			c.Servers = append(c.Servers, s)
-		}
-	}
-	sc.ServerArgs = strings.Fields(*serverArgs)
+	sc.ServerArgs = serverArgs
 	rfSet := false
 	fs.Visit(func(f *flag.Flag) { rfSet = rfSet || f.Name == "replication-factor" })
 	if len(c.Servers) == 0 && !rfSet && c.Nodes > 0 && sc.ReplicationFactor > c.Nodes {
 		sc.ReplicationFactor = c.Nodes
 	}
-	if c.Binary == "" {
-		c.Binary = defaultBinary()
-	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	c.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rep, err := RunScale(ctx, sc)
-	if errors.Is(err, ErrUsage) {
-		fmt.Fprintln(stderr, err)
-		return ExitUsage
-	}
-	var errCount uint64
-	if rep != nil {
-		errCount = rep.Errors
-	}
-	return finish(stdout, stderr, rep, errCount, err, *asJSON, WriteScaleText)
+	return runSub(sf, stdout, stderr, func(ctx context.Context) (*ScaleReport, error) { return RunScale(ctx, sc) },
+		func(r *ScaleReport) uint64 { return r.Errors }, WriteScaleText)
 }
 
 // RunScale runs the scale benchmark: it starts (or connects to) the cluster, creates
@@ -265,6 +232,7 @@ func RunScale(ctx context.Context, sc ScaleConfig) (*ScaleReport, error) {
 	rep := &ScaleReport{
 		Started: time.Now(), Machine: describeMachine(), Topic: topic, Nodes: max(len(t.servers), len(t.addrs)),
 		Shards: sc.Shards, ReplicationFactor: sc.ReplicationFactor, ServerArgs: sc.ServerArgs, TargetRatio: ScaleTargetRatio,
+		SettleSeconds: sc.Settle.Seconds(),
 	}
 	defer func() { rep.Seconds = time.Since(rep.Started).Seconds() }()
 	adm, err := client.Dial(ctx, t.addrs, client.Options{Logger: log})
@@ -291,7 +259,12 @@ func RunScale(ctx context.Context, sc ScaleConfig) (*ScaleReport, error) {
 		}()
 	}
 
-	// 2. Idle.
+	// 2. Idle: first let elections, leader balancing and the shards' first snapshots
+	// settle, then measure.
+	if sc.Settle > 0 {
+		log.Info("settling", "for", sc.Settle)
+		sleepUntil(ctx, time.Now().Add(sc.Settle))
+	}
 	log.Info("idling", "for", sc.Idle)
 	idleStart, before := time.Now(), t.sample()
 	sleepUntil(ctx, idleStart.Add(sc.Idle))
@@ -535,9 +508,9 @@ func WriteScaleText(w io.Writer, r *ScaleReport) {
 		fmt.Fprintln(w)
 	}
 	if len(r.Servers) == 0 {
-		fmt.Fprintf(w, "idle       %.1f s; servers not measured (not started by the harness)\n", r.IdleSeconds)
+		fmt.Fprintf(w, "idle       %.1f s after %.1f s to settle; servers not measured (not started by the harness)\n", r.IdleSeconds, r.SettleSeconds)
 	} else {
-		fmt.Fprintf(w, "idle       %.1f s (targets: <= 5%% of one core and <= 2 GiB RSS per node)\n", r.IdleSeconds)
+		fmt.Fprintf(w, "idle       %.1f s after %.1f s to settle (targets: <= 5%% of one core and <= 2 GiB RSS per node)\n", r.IdleSeconds, r.SettleSeconds)
 		fmt.Fprintln(w, "  server     pid   idle CPU %   RSS MiB   peak RSS MiB   run peak RSS MiB")
 		for _, s := range r.Servers {
 			fmt.Fprintf(w, "  %-6s %7d  %10.2f  %8.1f  %13.1f  %17.1f\n", s.Name, s.PID, s.IdleCPUPercent,

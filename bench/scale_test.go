@@ -27,6 +27,7 @@ func TestScaleConfigValidate(t *testing.T) {
 			sc.ReplicationFactor, sc.Config.Servers = 4, []string{"127.0.0.1:1"}
 		}, true},
 		{"negative idle", func(sc *ScaleConfig) { sc.Idle = -time.Second }, false},
+		{"negative settle", func(sc *ScaleConfig) { sc.Settle = -time.Second }, false},
 		{"zero idle", func(sc *ScaleConfig) { sc.Idle = 0 }, true},
 		{"zero duration", func(sc *ScaleConfig) { sc.Duration = 0 }, false},
 		{"no producers", func(sc *ScaleConfig) { sc.Producers = 0 }, false},
@@ -115,7 +116,7 @@ func TestScaleMainTiny(t *testing.T) {
 	bin := benchBinary(t)
 	var stdout, stderr bytes.Buffer
 	code := Main([]string{"scale", "--binary", bin, "--dir", t.TempDir(), "--nodes", "1", "--shards", "20",
-		"--active", "16", "--compare", "4", "--idle", "2s", "--duration", "2s",
+		"--active", "16", "--compare", "4", "--settle", "1s", "--idle", "2s", "--duration", "2s",
 		"--server-args", "--log-level=error", "--json"}, &stdout, &stderr)
 	if code != ExitOK {
 		t.Fatalf("scale = %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())

@@ -1,0 +1,275 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FailoverTargetSeconds is the issue's target for `shardlog bench failover`: after
+// the node leading a shard is killed, writes to the shard resume within this many
+// seconds (the median over the kills of the worst affected shard's outage).
+const FailoverTargetSeconds = 1.5
+
+// FailoverConfig is one `shardlog bench failover` run: a started cluster takes a
+// fixed-rate write load while, Kills times, the node leading a shard is killed with
+// SIGKILL and restarted.
+type FailoverConfig struct {
+	// Config holds the cluster settings (Nodes, Binary, Dir, ServerLogLevel, Topic,
+	// Keep, Logger). Servers must be empty: the run kills server processes, so it
+	// starts its own. Its Workload is unused.
+	Config Config
+	// ServerArgs are appended to every started server's command line.
+	ServerArgs []string
+	// Shards and ReplicationFactor shape the topic (default 8 and 3).
+	Shards, ReplicationFactor int
+	// RecordSize is the value size in bytes (default 100).
+	RecordSize int
+	// Rate is the total send rate in records/s, spread evenly over the shards
+	// (default 2000).
+	Rate float64
+	// Kills is the number of measured kills (default 3).
+	Kills int
+	// Settle is how long steady traffic runs before each kill (default 3s).
+	Settle time.Duration
+	// Timeout bounds the wait for every affected shard to resume and for new leaders
+	// (default 20s); a shard that does not resume within it fails the run.
+	Timeout time.Duration
+	// Seed seeds the payloads.
+	Seed uint64
+}
+
+// DefaultFailoverConfig returns the configuration of `shardlog bench failover` without
+// flags (Config.Binary and Config.Logger still to be set).
+func DefaultFailoverConfig() FailoverConfig {
+	return FailoverConfig{
+		Config: Config{Nodes: 3, ServerLogLevel: "warn"},
+		Shards: 8, ReplicationFactor: 3, RecordSize: 100, Rate: 2000,
+		Kills: 3, Settle: 3 * time.Second, Timeout: 20 * time.Second, Seed: 1,
+	}
+}
+
+// Validate checks fc and reports every problem at once.
+func (fc *FailoverConfig) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrUsage}, a...)...))
+	}
+	if len(fc.Config.Servers) > 0 {
+		bad("--server is not supported by bench failover: it kills server processes, so it starts its own cluster")
+	}
+	if fc.Config.Nodes < 3 {
+		bad("--nodes must be at least 3 (a killed node must leave a quorum)")
+	}
+	if fc.Shards < 1 {
+		bad("--shards must be at least 1")
+	}
+	if fc.ReplicationFactor < 3 {
+		bad("--replication-factor must be at least 3 (a shard must keep a quorum when one node is killed)")
+	}
+	if fc.ReplicationFactor > fc.Config.Nodes {
+		bad("--replication-factor %d exceeds --nodes %d", fc.ReplicationFactor, fc.Config.Nodes)
+	}
+	if fc.RecordSize < 0 {
+		bad("--record-size must not be negative")
+	}
+	if !(fc.Rate > 0) || fc.Rate > 1e7 {
+		bad("--rate must be in (0, 1e7] records/s")
+	}
+	if fc.Kills < 1 {
+		bad("--kills must be at least 1")
+	}
+	if fc.Settle < 0 {
+		bad("--settle must not be negative")
+	}
+	if fc.Timeout <= 0 {
+		bad("--timeout must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// FailoverReport is the result of a failover run. Its JSON form is the --json output.
+type FailoverReport struct {
+	Started time.Time `json:"started"`
+	Machine Machine   `json:"machine"`
+	// Topic, Nodes, Shards, ReplicationFactor, RecordSize and Rate describe the run;
+	// ServerArgs are the extra server flags.
+	Topic             string   `json:"topic"`
+	Nodes             int      `json:"nodes"`
+	Shards            int      `json:"shards"`
+	ReplicationFactor int      `json:"replication_factor"`
+	RecordSize        int      `json:"record_size"`
+	Rate              float64  `json:"rate"`
+	ServerArgs        []string `json:"server_args,omitempty"`
+	// SettleSeconds and TimeoutSeconds are the --settle and --timeout values.
+	SettleSeconds  float64 `json:"settle_seconds"`
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+	// Kills holds one entry per measured kill, in order.
+	Kills []FailoverKill `json:"kills"`
+	// OutageMsMedian and OutageMsMax are the median and the maximum over the kills of
+	// each kill's worst-shard outage (FailoverKill.OutageMsMax).
+	OutageMsMedian float64 `json:"outage_ms_median"`
+	OutageMsMax    float64 `json:"outage_ms_max"`
+	// TargetSeconds is FailoverTargetSeconds; Met reports OutageMsMedian <= it (false
+	// when no kill completed).
+	TargetSeconds float64 `json:"target_seconds"`
+	Met           bool    `json:"met"`
+	// Acked counts acknowledged records; Errors counts failed records and harness
+	// errors over the whole run, ErrorMessages holds the first few distinct messages.
+	Acked         uint64   `json:"acked"`
+	Errors        uint64   `json:"errors"`
+	ErrorMessages []string `json:"error_messages,omitempty"`
+	// Seconds is the length of the whole run.
+	Seconds float64 `json:"seconds"`
+}
+
+// FailoverKill is one measured kill.
+type FailoverKill struct {
+	// Node is the killed server's name (n1, n2...), NodeID its node ID.
+	Node   string `json:"node"`
+	NodeID uint64 `json:"node_id"`
+	// Shards are the indexes of the shards the node led when it was killed.
+	Shards []int `json:"shards"`
+	// OutageMsMax and OutageMsMedian are the maximum and the median over Shards of the
+	// time from the kill to the shard's first acknowledgement after it.
+	OutageMsMax    float64 `json:"outage_ms_max"`
+	OutageMsMedian float64 `json:"outage_ms_median"`
+	// GapMsMax is the maximum over Shards of the time between the last acknowledgement
+	// before the kill and the first one after it.
+	GapMsMax float64 `json:"gap_ms_max"`
+	// LeaderMs is the time from the kill until DescribeTopic, asked through a surviving
+	// node, showed a leader other than the killed node for every shard in Shards.
+	LeaderMs float64 `json:"leader_ms"`
+	// Errors counts failed records from the kill until the cluster was healthy again;
+	// FailedRPCs counts the producer's failed Produce calls (retried) in that window.
+	Errors     uint64 `json:"errors"`
+	FailedRPCs uint64 `json:"failed_rpcs"`
+	// RecoverSeconds is the time from restarting the node until it served and every
+	// shard had a leader again.
+	RecoverSeconds float64 `json:"recover_seconds"`
+	// PerShard holds each affected shard's outage.
+	PerShard []ShardOutage `json:"per_shard"`
+}
+
+// ShardOutage is one shard's write outage after a kill.
+type ShardOutage struct {
+	Shard int `json:"shard"`
+	// OutageMs is the time from the kill to the shard's first acknowledgement after it;
+	// GapMs the time between its last acknowledgement before the kill and that one.
+	OutageMs float64 `json:"outage_ms"`
+	GapMs    float64 `json:"gap_ms"`
+}
+
+// summarize fills the report's summary from its kills.
+func (r *FailoverReport) summarize() {
+	worst := make([]time.Duration, len(r.Kills))
+	for i, k := range r.Kills {
+		worst[i] = time.Duration(k.OutageMsMax * float64(time.Millisecond))
+	}
+	med, mx := medianMax(worst)
+	r.OutageMsMedian, r.OutageMsMax = ms(med), ms(mx)
+	r.Met = len(r.Kills) > 0 && r.OutageMsMedian <= 1000*r.TargetSeconds
+}
+
+// FailoverMain is `shardlog bench failover`: it parses args, runs RunFailover and
+// prints the report to stdout (a table, or JSON with --json). It returns the exit
+// status: ExitOK when the run completed, whether or not the target was met.
+func FailoverMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench failover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fc := DefaultFailoverConfig()
+	c := &fc.Config
+	sf := defineSubFlags(fs, c, "not supported: bench failover kills server processes, so it starts its own cluster",
+		"topic to create (default failover-<time>)")
+	fs.IntVar(&fc.Shards, "shards", fc.Shards, "shards of the topic")
+	fs.IntVar(&fc.ReplicationFactor, "replication-factor", fc.ReplicationFactor, "replication factor of the topic (at least 3, at most --nodes)")
+	fs.IntVar(&fc.RecordSize, "record-size", fc.RecordSize, "record value size in bytes")
+	fs.Float64Var(&fc.Rate, "rate", fc.Rate, "total send rate in records/s, spread evenly over the shards")
+	fs.IntVar(&fc.Kills, "kills", fc.Kills, "number of measured kills")
+	fs.DurationVar(&fc.Settle, "settle", fc.Settle, "steady traffic before each kill")
+	fs.DurationVar(&fc.Timeout, "timeout", fc.Timeout, "longest wait for the affected shards to resume after a kill")
+	fs.Uint64Var(&fc.Seed, "seed", fc.Seed, "seed of the payloads")
+	serverArgs, ok := sf.parse(fs, args, c, stderr)
+	if !ok {
+		return ExitUsage
+	}
+	fc.ServerArgs = serverArgs
+	return runSub(sf, stdout, stderr, func(ctx context.Context) (*FailoverReport, error) { return RunFailover(ctx, fc) },
+		func(r *FailoverReport) uint64 { return r.Errors }, WriteFailoverText)
+}
+
+// RunFailover runs the failover benchmark: it starts the cluster, creates the topic,
+// starts the fixed-rate load and measures Kills kills of a shard leader's node, each
+// followed by a restart and a wait for a healthy cluster. On an error after the topic
+// was created it returns the partial report too.
+func RunFailover(ctx context.Context, fc FailoverConfig) (*FailoverReport, error) {
+	if err := fc.Validate(); err != nil {
+		return nil, err
+	}
+	cfg := fc.Config
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.ServerArgs = fc.ServerArgs
+	t, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	topic := cfg.Topic
+	if topic == "" {
+		topic = "failover-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	rep := &FailoverReport{
+		Started: time.Now(), Machine: describeMachine(), Topic: topic, Nodes: len(t.servers),
+		Shards: fc.Shards, ReplicationFactor: fc.ReplicationFactor, RecordSize: fc.RecordSize, Rate: fc.Rate,
+		ServerArgs: fc.ServerArgs, SettleSeconds: fc.Settle.Seconds(), TimeoutSeconds: fc.Timeout.Seconds(),
+		TargetSeconds: FailoverTargetSeconds, Kills: []FailoverKill{},
+	}
+	defer func() { rep.Seconds = time.Since(rep.Started).Seconds() }()
+	r := &failoverRun{fc: fc, t: t, log: cfg.Logger, topic: topic, errs: &errorLog{}}
+	err = r.run(ctx, rep)
+	rep.summarize()
+	rep.Errors, rep.ErrorMessages = r.errs.n.Load(), r.errs.messages()
+	return rep, err
+}
+
+// WriteFailoverText prints r as a human-readable table.
+func WriteFailoverText(w io.Writer, r *FailoverReport) {
+	args := ""
+	if len(r.ServerArgs) > 0 {
+		args = ", server args " + strings.Join(r.ServerArgs, " ")
+	}
+	fmt.Fprintf(w, "failover   topic %s: %d shards, RF %d on %d nodes%s\n", r.Topic, r.Shards, r.ReplicationFactor, r.Nodes, args)
+	fmt.Fprintf(w, "load       %.0f records/s of %d B, %.1f s settle before each kill, %.0f s timeout\n",
+		r.Rate, r.RecordSize, r.SettleSeconds, r.TimeoutSeconds)
+	fmt.Fprintf(w, "machine    %d CPUs %s, %.1f GiB, %s\n", r.Machine.CPUs, r.Machine.CPUModel, float64(r.Machine.MemBytes)/(1<<30), r.Machine.OS)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "kill  node   shards            outage max ms  outage median ms  gap max ms  leader ms  errors  failed RPCs  recover s")
+	for i, k := range r.Kills {
+		shards := make([]string, len(k.Shards))
+		for j, s := range k.Shards {
+			shards[j] = strconv.Itoa(s)
+		}
+		fmt.Fprintf(w, "%4d  %-5s  %-16s  %13.1f  %16.1f  %10.1f  %9.1f  %6d  %11d  %9.2f\n", i+1, k.Node, strings.Join(shards, ","),
+			k.OutageMsMax, k.OutageMsMedian, k.GapMsMax, k.LeaderMs, k.Errors, k.FailedRPCs, k.RecoverSeconds)
+	}
+	fmt.Fprintln(w)
+	verdict := "misses"
+	if r.Met {
+		verdict = "meets"
+	}
+	fmt.Fprintf(w, "outage     worst affected shard per kill: median %.1f ms, max %.1f ms over %d kills (%s the <= %.1f s target)\n",
+		r.OutageMsMedian, r.OutageMsMax, len(r.Kills), verdict, r.TargetSeconds)
+	fmt.Fprintf(w, "records    %d acknowledged, %d errors\n", r.Acked, r.Errors)
+	for _, m := range r.ErrorMessages {
+		fmt.Fprintf(w, "           %s\n", m)
+	}
+	fmt.Fprintf(w, "took       %.1f s\n", r.Seconds)
+}

@@ -1,0 +1,217 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFailoverShardOutage(t *testing.T) {
+	base := time.Unix(1000, 0)
+	at := func(msec int) time.Time { return base.Add(time.Duration(msec) * time.Millisecond) }
+	killAt, goneAt := at(0), at(5)
+	tests := []struct {
+		name        string
+		acks        []time.Time
+		outage, gap time.Duration
+		ok          bool
+	}{
+		{"no acks", nil, 0, 0, false},
+		{"only before the kill", []time.Time{at(-20), at(-10)}, 0, 0, false},
+		{"resumes after a gap", []time.Time{at(-8), at(-4), at(900), at(904)}, 900 * time.Millisecond, 904 * time.Millisecond, true},
+		{"ack while dying is ignored", []time.Time{at(-4), at(2), at(700)}, 700 * time.Millisecond, 698 * time.Millisecond, true},
+		{"ack exactly when gone counts", []time.Time{at(-4), at(5)}, 5 * time.Millisecond, 9 * time.Millisecond, true},
+		{"no ack before: gap from the kill", []time.Time{at(300)}, 300 * time.Millisecond, 300 * time.Millisecond, true},
+		{"only a dying ack before", []time.Time{at(3), at(400)}, 400 * time.Millisecond, 397 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outage, gap, ok := shardOutage(tt.acks, killAt, goneAt)
+			if outage != tt.outage || gap != tt.gap || ok != tt.ok {
+				t.Errorf("shardOutage = %v, %v, %v; want %v, %v, %v", outage, gap, ok, tt.outage, tt.gap, tt.ok)
+			}
+		})
+	}
+}
+
+func TestFailoverMedianMax(t *testing.T) {
+	tests := []struct {
+		name        string
+		in          []time.Duration
+		median, max time.Duration
+	}{
+		{"empty", nil, 0, 0},
+		{"one", []time.Duration{7}, 7, 7},
+		{"odd unsorted", []time.Duration{9, 1, 5}, 5, 9},
+		{"even", []time.Duration{4, 1, 10, 2}, 3, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := append([]time.Duration(nil), tt.in...)
+			med, mx := medianMax(tt.in)
+			if med != tt.median || mx != tt.max {
+				t.Errorf("medianMax = %v, %v; want %v, %v", med, mx, tt.median, tt.max)
+			}
+			for i := range in {
+				if in[i] != tt.in[i] {
+					t.Fatalf("medianMax reordered its input: %v", tt.in)
+				}
+			}
+		})
+	}
+}
+
+func TestFailoverReportSummarize(t *testing.T) {
+	tests := []struct {
+		name        string
+		worst       []float64
+		median, max float64
+		met         bool
+	}{
+		{"no kills", nil, 0, 0, false},
+		{"all fast", []float64{800, 900, 1000}, 900, 1000, true},
+		{"median at the target", []float64{1500, 1400, 2500}, 1500, 2500, true},
+		{"median above", []float64{1600, 1400, 2500}, 1600, 2500, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &FailoverReport{TargetSeconds: FailoverTargetSeconds}
+			for _, w := range tt.worst {
+				r.Kills = append(r.Kills, FailoverKill{OutageMsMax: w})
+			}
+			r.summarize()
+			if r.OutageMsMedian != tt.median || r.OutageMsMax != tt.max || r.Met != tt.met {
+				t.Errorf("summary median %v max %v met %v; want %v %v %v", r.OutageMsMedian, r.OutageMsMax, r.Met, tt.median, tt.max, tt.met)
+			}
+		})
+	}
+}
+
+func TestFailoverAckLogTrim(t *testing.T) {
+	base := time.Unix(1000, 0)
+	a := newAckLog(2)
+	for i := range 10 {
+		a.add(0, base.Add(time.Duration(i)*time.Second))
+	}
+	a.add(1, base)
+	a.trim(base.Add(5500 * time.Millisecond))
+	got := a.snapshot(0)
+	if len(got) != 5 || !got[0].Equal(base.Add(5*time.Second)) {
+		t.Errorf("shard 0 after trim: %v", got)
+	}
+	if got := a.snapshot(1); len(got) != 1 {
+		t.Errorf("shard 1 lost its last ack: %v", got)
+	}
+	if !a.since(0, base.Add(9*time.Second)) || a.since(0, base.Add(10*time.Second)) || a.total.Load() != 11 {
+		t.Errorf("since/total wrong: total %d", a.total.Load())
+	}
+}
+
+func TestFailoverConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*FailoverConfig)
+		ok     bool
+	}{
+		{"defaults", func(*FailoverConfig) {}, true},
+		{"existing cluster", func(fc *FailoverConfig) { fc.Config.Servers = []string{"127.0.0.1:7400"} }, false},
+		{"two nodes", func(fc *FailoverConfig) { fc.Config.Nodes, fc.ReplicationFactor = 2, 2 }, false},
+		{"rf above nodes", func(fc *FailoverConfig) { fc.ReplicationFactor = 5 }, false},
+		{"rf 5 of 5", func(fc *FailoverConfig) { fc.Config.Nodes, fc.ReplicationFactor = 5, 5 }, true},
+		{"no shards", func(fc *FailoverConfig) { fc.Shards = 0 }, false},
+		{"zero rate", func(fc *FailoverConfig) { fc.Rate = 0 }, false},
+		{"no kills", func(fc *FailoverConfig) { fc.Kills = 0 }, false},
+		{"zero settle", func(fc *FailoverConfig) { fc.Settle = 0 }, true},
+		{"negative settle", func(fc *FailoverConfig) { fc.Settle = -time.Second }, false},
+		{"zero timeout", func(fc *FailoverConfig) { fc.Timeout = 0 }, false},
+		{"negative record size", func(fc *FailoverConfig) { fc.RecordSize = -1 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fc := DefaultFailoverConfig()
+			tt.modify(&fc)
+			err := fc.Validate()
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrUsage) {
+				t.Fatalf("Validate = %v, not ErrUsage", err)
+			}
+		})
+	}
+}
+
+func TestFailoverMainUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--server", "127.0.0.1:7400"},
+		{"--kills", "0"},
+		{"--bogus"},
+		{"extra"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := Main(append([]string{"failover"}, args...), &stdout, &stderr); code != ExitUsage {
+			t.Errorf("Main(failover %q) = %d, want %d; stderr %s", args, code, ExitUsage, stderr.String())
+		}
+		if args[0] == "--server" && !strings.Contains(stderr.String(), "--server is not supported") {
+			t.Errorf("--server rejected without a clear message: %s", stderr.String())
+		}
+	}
+}
+
+// TestFailoverMainEndToEnd runs the failover benchmark on a 3-node cluster it starts:
+// 2 shards at RF 3, one kill after 1 s of traffic, JSON and text output.
+func TestFailoverMainEndToEnd(t *testing.T) {
+	bin := benchBinary(t)
+	start := time.Now()
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"failover", "--binary", bin, "--dir", t.TempDir(), "--nodes", "3", "--shards", "2",
+		"--rate", "400", "--kills", "1", "--settle", "1s", "--timeout", "15s", "--json"}, &stdout, &stderr)
+	if code != ExitOK {
+		t.Fatalf("failover = %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	var v any
+	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout.String())
+	}
+	for _, path := range []string{"kills[].outage_ms_max", "kills[].outage_ms_median", "kills[].leader_ms", "kills[].errors",
+		"outage_ms_median", "outage_ms_max", "target_seconds"} {
+		if got, ok := lookup(v, path); !ok {
+			t.Errorf("JSON has no %s", path)
+		} else if _, ok := got.(float64); !ok {
+			t.Errorf("%s = %v (%T), want a number", path, got, got)
+		}
+	}
+	var rep FailoverReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Kills) != 1 || rep.Shards != 2 || rep.ReplicationFactor != 3 || rep.Nodes != 3 || rep.TargetSeconds != FailoverTargetSeconds {
+		t.Fatalf("report %+v", rep)
+	}
+	k := rep.Kills[0]
+	if k.Node == "" || k.NodeID == 0 || len(k.Shards) == 0 || len(k.PerShard) != len(k.Shards) {
+		t.Errorf("kill %+v", k)
+	}
+	if k.OutageMsMax <= 0 || k.OutageMsMedian > k.OutageMsMax || k.OutageMsMax > 15000 || k.LeaderMs <= 0 || k.RecoverSeconds <= 0 {
+		t.Errorf("kill timings %+v", k)
+	}
+	if rep.OutageMsMedian != k.OutageMsMax || rep.OutageMsMax != k.OutageMsMax || rep.Met != (k.OutageMsMax <= 1500) {
+		t.Errorf("summary median %v max %v met %v for kill %+v", rep.OutageMsMedian, rep.OutageMsMax, rep.Met, k)
+	}
+	if rep.Acked < 200 || rep.Errors != 0 {
+		t.Errorf("acked %d, errors %d %v", rep.Acked, rep.Errors, rep.ErrorMessages)
+	}
+	t.Logf("killed %s leading shards %v: outage max %.1f ms, median %.1f ms, gap %.1f ms, leader %.1f ms, recover %.2f s; test took %v",
+		k.Node, k.Shards, k.OutageMsMax, k.OutageMsMedian, k.GapMsMax, k.LeaderMs, k.RecoverSeconds, time.Since(start).Round(time.Millisecond))
+
+	var text bytes.Buffer
+	WriteFailoverText(&text, &rep)
+	for _, want := range []string{"2 shards, RF 3 on 3 nodes", "outage max ms", "worst affected shard per kill", k.Node} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+}
