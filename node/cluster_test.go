@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"shardlog/client"
+	"shardlog/node"
 	"shardlog/node/nodetest"
 	pb "shardlog/proto/shardlogv1"
 	"shardlog/segment"
@@ -339,6 +340,34 @@ func TestClusterDeleteTopicFreesData(t *testing.T) {
 	for _, old := range info.Shards {
 		if again.Shards[0].ShardId == old.ShardId {
 			t.Fatalf("shard ID %d reused", old.ShardId)
+		}
+	}
+}
+
+// TestClusterTanLogDB runs the opt-in tan Raft log store (--logdb tan) through
+// produce, a restart of every node and a read back from every node.
+func TestClusterTanLogDB(t *testing.T) {
+	c := nodetest.Start(t, 3, func(_ int, cfg *node.Config) { cfg.LogDB = "tan" })
+	ctx := ctxT(t, 120*time.Second)
+	if _, err := c.Client(0).CreateTopic(ctx, &pb.TopicSpec{Name: "t", Shards: 2, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	acked := produceN(t, c.Client(1), "t", 300, "tan")
+	for i := range 3 {
+		c.Stop(i)
+	}
+	for i := range 3 {
+		c.Restart(i)
+	}
+	c.WaitAlive(3, 30*time.Second)
+	for i := range 3 {
+		got := readAll(t, c.Client(i), "t")
+		for s, offs := range acked {
+			for o, v := range offs {
+				if got[s][o] != v {
+					t.Fatalf("node %d shard %d offset %d: got %q, want %q", i, s, o, got[s][o], v)
+				}
+			}
 		}
 	}
 }

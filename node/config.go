@@ -80,6 +80,11 @@ type Config struct {
 	// LogDBMemory picks dragonboat's LogDB memory preset: tiny (256 MB cap), small
 	// (1 GB cap, default) or medium (4 GB cap). Fixed.
 	LogDBMemory string
+	// LogDB is the Raft log store: "pebble" (default; one LSM shared by every
+	// replica on the node) or "tan" (dragonboat's log-structured store: no LSM
+	// compactions, but one log file per replica with 64 MB preallocated on disk).
+	// Fixed at first start.
+	LogDB string
 	// ExecShards is dragonboat's step worker count; fewer group more shards into one
 	// fsync. Default 4. Fixed.
 	ExecShards uint64
@@ -172,6 +177,9 @@ func (c *Config) EnsureDefaults() {
 	if c.LogDBMemory == "" {
 		c.LogDBMemory = "small"
 	}
+	if c.LogDB == "" {
+		c.LogDB = "pebble"
+	}
 	if c.ExecShards == 0 {
 		c.ExecShards = 4
 	}
@@ -221,6 +229,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ElectionRTT <= 2*c.HeartbeatRTT {
 		errs = append(errs, fmt.Errorf("election RTT %d must exceed twice the heartbeat RTT %d", c.ElectionRTT, c.HeartbeatRTT))
+	}
+	if c.ExecShards < 1 || c.ExecShards > 16 || 16%c.ExecShards != 0 {
+		// The LogDB presets have 16 shards; dragonboat wants them a multiple of ExecShards.
+		errs = append(errs, fmt.Errorf("--exec-shards %d must be 1, 2, 4, 8 or 16", c.ExecShards))
+	}
+	switch c.LogDB {
+	case "pebble", "tan":
+	default:
+		errs = append(errs, fmt.Errorf("--logdb %q must be pebble or tan", c.LogDB))
 	}
 	switch c.LogDBMemory {
 	case "tiny", "small", "medium":

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
+	"github.com/lni/dragonboat/v4/plugin/tan"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -168,6 +169,9 @@ func (n *Node) startNodeHost() error {
 			LogDB:  logdb,
 			Engine: engine,
 		},
+	}
+	if n.cfg.LogDB == "tan" {
+		nhc.Expert.LogDBFactory = tan.Factory
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err != nil {
