@@ -140,6 +140,10 @@ func addFlags(fs *flag.FlagSet, cfg *Config, w *Workload) *string {
 	fs.StringVar(&cfg.Binary, "binary", "", "shardlog binary for started servers (default: this executable if it is shardlog, else bin/shardlog)")
 	fs.StringVar(&cfg.Dir, "dir", "", "parent of the started cluster's directory (default the system temp dir)")
 	fs.StringVar(&cfg.ServerLogLevel, "server-log-level", "warn", "started servers' --log-level")
+	fs.Func("server-args", "extra flags for every started server, space separated (e.g. \"--logdb tan\")", func(s string) error {
+		cfg.ServerArgs = strings.Fields(s)
+		return nil
+	})
 	fs.StringVar(&cfg.Topic, "topic", "", "topic to create (default bench-<time>)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the topic (and a started cluster's directory) after the run")
 	fs.BoolVar(&cfg.Baseline, "baseline", false, "also measure the segment store alone and replication factor 1")

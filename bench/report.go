@@ -20,8 +20,10 @@ type Report struct {
 	Started time.Time `json:"started"`
 	// Machine describes where the client ran.
 	Machine Machine `json:"machine"`
-	// Workload is the configuration measured.
-	Workload WorkloadInfo `json:"workload"`
+	// Workload is the configuration measured; ServerArgs are the extra flags of the
+	// servers the harness started.
+	Workload   WorkloadInfo `json:"workload"`
+	ServerArgs []string     `json:"server_args,omitempty"`
 	// Produce, Consume and Servers are the measurements.
 	Produce ProduceResult  `json:"produce"`
 	Consume ConsumeResult  `json:"consume"`
@@ -218,6 +220,9 @@ func WriteText(w io.Writer, r *Report) {
 		wl.Producers, wl.BatchSize, wl.LingerMs, wl.InFlight, wl.Consumers, mode)
 	if wl.BufferBytes > 0 {
 		fmt.Fprintf(w, "           producer buffer %d B\n", wl.BufferBytes)
+	}
+	if len(r.ServerArgs) > 0 {
+		fmt.Fprintf(w, "           server args %s\n", strings.Join(r.ServerArgs, " "))
 	}
 	fmt.Fprintf(w, "machine    %d CPUs %s, %.1f GiB, %s\n", r.Machine.CPUs, r.Machine.CPUModel, float64(r.Machine.MemBytes)/(1<<30), r.Machine.OS)
 	fmt.Fprintln(w)

@@ -177,6 +177,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		topic = "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
 	rep, err := t.run(ctx, cfg.Workload, topic, cfg.Keep)
+	if rep != nil && t.cluster != nil {
+		rep.ServerArgs = cfg.ServerArgs
+	}
 	if err != nil {
 		return rep, err
 	}
