@@ -105,6 +105,12 @@ func (s *shardSender) close() {
 	s.wake()
 }
 
+// pop takes the oldest queued batch and merges into it the queued batches behind it
+// while the result stays within BatchBytes and BatchRecords. Batches queue here when
+// the in-flight window is full; Kafka's accumulator keeps filling such a batch, and
+// without merging, a producer writing to many shards sent a stream of tiny
+// linger-sealed batches (16 records each at 256 shards) and paid Raft's per-proposal
+// cost for every one of them.
 func (s *shardSender) pop() *batch {
 	s.lock()
 	defer s.unlock()
@@ -112,9 +118,27 @@ func (s *shardSender) pop() *batch {
 		return nil
 	}
 	b := s.queue[0]
-	s.queue[0] = nil
-	s.queue = s.queue[1:]
+	n := 1
+	for ; n < len(s.queue); n++ {
+		next := s.queue[n]
+		if b.bytes+next.bytes > s.p.o.BatchBytes || len(b.recs)+len(next.recs) > s.p.o.BatchRecords {
+			break
+		}
+		b.recs = append(b.recs, next.recs...)
+		b.cbs = append(b.cbs, next.cbs...)
+		b.bytes += next.bytes
+		b.deadline = minTime(b.deadline, next.deadline)
+	}
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
 	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // finished reports whether the producer is closing and every batch is called back.

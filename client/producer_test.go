@@ -161,7 +161,7 @@ func TestProducerExactlyOnceUnderFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n := 2000
+			n := 2001 // a multiple of the 3 writers: produceAll sends n/writers each
 			if testing.Short() {
 				n = 900
 			}
@@ -396,4 +396,50 @@ func TestProducerBackoffBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProducerMergesQueuedBatches: batches sealed while the in-flight window is full
+// go out merged (up to BatchBytes/BatchRecords), in order, each record once.
+func TestProducerMergesQueuedBatches(t *testing.T) {
+	srv, c := startFake(t, 99, "t", 1, "none")
+	srv.SetFaults(clienttest.Faults{MaxDelay: 20 * time.Millisecond})
+	p, err := c.NewProducer(t.Context(), "t", ProducerOptions{Linger: -1, MaxInFlight: 1, BatchRecords: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	var mu sync.Mutex
+	var offsets []uint64
+	for i := range n {
+		err := p.Send(t.Context(), Message{Value: []byte(fmt.Sprintf("v%03d", i)), Shard: 0}, func(r Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Err != nil {
+				t.Errorf("record %d: %v", i, r.Err)
+				return
+			}
+			offsets = append(offsets, r.Offset)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range offsets {
+		if o != uint64(i) {
+			t.Fatalf("callback %d got offset %d: records reordered or repeated", i, o)
+		}
+	}
+	st := p.Stats()
+	if st.Records != n || len(offsets) != n {
+		t.Fatalf("stats %+v, %d callbacks, want %d records", st, len(offsets), n)
+	}
+	// One-record batches with one in flight: without merging this is 300 batches;
+	// merged, at most 64 records each, so at least 5.
+	if st.Batches < n/64 || st.Batches > n/4 {
+		t.Fatalf("%d batches for %d one-record sends, want merged batches of up to 64", st.Batches, n)
+	}
+	t.Logf("stats %+v", st)
 }
