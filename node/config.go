@@ -77,8 +77,10 @@ type Config struct {
 	// CompactionOverhead is how many entries stay behind a snapshot so lagging
 	// followers catch up from the log. Default 5000.
 	CompactionOverhead uint64
-	// LogDBMemory picks dragonboat's LogDB memory preset: tiny (256 MB cap), small
-	// (1 GB cap, default) or medium (4 GB cap). Fixed.
+	// LogDBMemory picks dragonboat's LogDB memory preset: tiny (4 MB memtables),
+	// small (16 MB) or medium (64 MB, default). Each LogDB shard keeps up to 4
+	// memtables and a node writes to ExecShards of its 16 shards, so medium holds at
+	// most 1 GB of memtables with the default 4 exec shards. May change on restart.
 	LogDBMemory string
 	// LogDB is the Raft log store: "pebble" (default; one LSM shared by every
 	// replica on the node) or "tan" (dragonboat's log-structured store: no LSM
@@ -175,7 +177,7 @@ func (c *Config) EnsureDefaults() {
 		c.CompactionOverhead = 5000
 	}
 	if c.LogDBMemory == "" {
-		c.LogDBMemory = "small"
+		c.LogDBMemory = "medium"
 	}
 	if c.LogDB == "" {
 		c.LogDB = "pebble"

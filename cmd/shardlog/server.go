@@ -50,7 +50,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr 
 	fs.Uint64Var(&cfg.HeartbeatRTT, "heartbeat-ticks", 2, "Raft heartbeat interval in ticks")
 	fs.Uint64Var(&cfg.SnapshotEntries, "snapshot-entries", 10000, "applied entries between Raft snapshots (lets the Raft log be compacted)")
 	fs.StringVar(&cfg.LogDB, "logdb", "pebble", "Raft log store: pebble, or tan (faster for few shards, but preallocates 64 MB of disk per replica; fixed at first start)")
-	fs.StringVar(&cfg.LogDBMemory, "logdb-memory", "small", "Raft log memory preset: tiny, small or medium (fixed at first start)")
+	fs.StringVar(&cfg.LogDBMemory, "logdb-memory", "medium", "Raft log memtables: tiny (4 MB), small (16 MB) or medium (64 MB); up to 4 per exec shard")
 	fs.Uint64Var(&cfg.ExecShards, "exec-shards", 4, "Raft step workers; fewer group more shards into one fsync (1, 2, 4, 8 or 16; fixed at first start)")
 	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", 30*time.Second, "how often shard leaders apply retention")
 	fs.BoolVar(&cfg.Quiesce, "quiesce", true, "let idle shards stop heartbeating (dragonboat quiesce); the first request wakes a shard")
