@@ -66,7 +66,7 @@ chaos: build
 # RF 1 and 3; a fixed-rate run at 10% of peak. BENCH_FLAGS adds e.g. --repeat 3.
 BENCH_FLAGS ?=
 bench: build
-	./$(BIN) bench matrix --out bench/results --baseline $(BENCH_FLAGS)
+	./$(BIN) bench matrix --out bench/results --doc docs/performance.md --baseline $(BENCH_FLAGS)
 
 FUZZTIME ?= 30s
 fuzz:

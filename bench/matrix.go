@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,9 @@ type MatrixConfig struct {
 	Repeat int
 	// Out is the directory for the JSON files and matrix.md; "" writes none.
 	Out string
+	// Doc is a markdown file whose block between DocBegin and DocEnd is replaced by
+	// the matrix table (docs/performance.md for make bench); "" writes none.
+	Doc string
 	// Command is the command line recorded in the markdown.
 	Command string
 }
@@ -88,6 +92,7 @@ func MatrixMain(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&mc.LatencyFraction, "latency-fraction", 0.1, "rate of the latency runs as a fraction of the measured peak")
 	fs.IntVar(&mc.Repeat, "repeat", 1, "runs per cell; the table shows the median")
 	fs.StringVar(&mc.Out, "out", filepath.Join("bench", "results"), "directory for the JSON results and matrix.md")
+	fs.StringVar(&mc.Doc, "doc", "", "markdown file whose "+DocBegin+" ... "+DocEnd+" block gets the table (make bench: docs/performance.md)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
@@ -266,6 +271,11 @@ func RunMatrix(ctx context.Context, mc MatrixConfig) (*MatrixResult, error) {
 			return res, fmt.Errorf("bench: %w", err)
 		}
 	}
+	if mc.Doc != "" {
+		if err := updateDoc(mc.Doc, res); err != nil {
+			return res, err
+		}
+	}
 	return res, ctx.Err()
 }
 
@@ -276,23 +286,51 @@ func (mr *MatrixRun) peak() float64 {
 	return mr.Median.Produce.RecordsPerSec
 }
 
-// median returns the run with the median produce records/s (the lower middle of an
-// even count), or nil for none.
+// median returns the median run (the lower middle of an even count), or nil for none:
+// by produce records/s for closed-loop runs, and by ack p99 for fixed-rate runs, whose
+// throughput is the rate and whose point is the latency.
 func median(runs []*Report) *Report {
 	if len(runs) == 0 {
 		return nil
 	}
+	key := func(r *Report) float64 { return r.Produce.RecordsPerSec }
+	if runs[0].Workload.Rate > 0 {
+		key = func(r *Report) float64 { return r.Produce.LatencyMs.P99 }
+	}
 	s := slices.Clone(runs)
-	slices.SortStableFunc(s, func(a, b *Report) int {
-		switch {
-		case a.Produce.RecordsPerSec < b.Produce.RecordsPerSec:
-			return -1
-		case a.Produce.RecordsPerSec > b.Produce.RecordsPerSec:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(s, func(a, b *Report) int { return cmp.Compare(key(a), key(b)) })
 	return s[(len(s)-1)/2]
+}
+
+// DocBegin and DocEnd mark the block of a markdown file that --doc replaces.
+const (
+	DocBegin = "<!-- bench-matrix:begin -->"
+	DocEnd   = "<!-- bench-matrix:end -->"
+)
+
+// updateDoc replaces the marked block of the markdown file at path with res's table.
+func updateDoc(path string, res *MatrixResult) error {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("bench: --doc: %w", err)
+	}
+	var table strings.Builder
+	WriteMarkdown(&table, res)
+	out, err := replaceBlock(string(doc), table.String())
+	if err != nil {
+		return fmt.Errorf("bench: --doc %s: %w", path, err)
+	}
+	return os.WriteFile(path, []byte(out), 0o644)
+}
+
+// replaceBlock returns doc with the text between DocBegin and DocEnd replaced by body.
+func replaceBlock(doc, body string) (string, error) {
+	i := strings.Index(doc, DocBegin)
+	j := strings.Index(doc, DocEnd)
+	if i < 0 || j < i {
+		return "", fmt.Errorf("no %s ... %s block", DocBegin, DocEnd)
+	}
+	return doc[:i+len(DocBegin)] + "\n" + strings.TrimRight(body, "\n") + "\n" + doc[j:], nil
 }
 
 func writeJSON(path string, v any) error {

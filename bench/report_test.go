@@ -123,6 +123,15 @@ func TestMarkdownAndMedian(t *testing.T) {
 	if median(nil) != nil {
 		t.Fatal("median of nothing")
 	}
+	// Fixed-rate runs: the median is by ack p99, not by the (equal) throughput.
+	fixed := func(rps, p99 float64) *Report {
+		r := mk(rps)
+		r.Workload.Rate, r.Produce.LatencyMs.P99 = 1000, p99
+		return r
+	}
+	if m := median([]*Report{fixed(1000, 17), fixed(999, 14), fixed(1001, 16)}); m.Produce.LatencyMs.P99 != 16 {
+		t.Fatalf("fixed-rate median p99 %v, want 16", m.Produce.LatencyMs.P99)
+	}
 	res := &MatrixResult{Machine: describeMachine(), Command: "shardlog bench matrix", Runs: []*MatrixRun{
 		{Name: "produce-100B-8shards-rf3", Median: mk(2), cell: matrixCell{size: 100, shards: 8, rf: 3}},
 		{Name: "latency-100B-8shards-rf3-rate100", Median: mk(1), cell: matrixCell{size: 100, shards: 8, rf: 3, rate: 100}},
@@ -265,5 +274,23 @@ func TestCodeCounter(t *testing.T) {
 	}
 	if got := c.snapshot(); len(got) != 2 || got["Aborted"] != 2 || got["Unavailable"] != 1 {
 		t.Fatalf("snapshot %v", got)
+	}
+}
+
+func TestReplaceBlock(t *testing.T) {
+	doc := "# P\n\nintro\n" + DocBegin + "\nold table\n" + DocEnd + "\n\nafter\n"
+	got, err := replaceBlock(doc, "| new |\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# P\n\nintro\n" + DocBegin + "\n| new |\n" + DocEnd + "\n\nafter\n"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if _, err := replaceBlock("no markers", "x"); err == nil {
+		t.Fatal("a document without markers was accepted")
+	}
+	if _, err := replaceBlock(DocEnd+" "+DocBegin, "x"); err == nil {
+		t.Fatal("markers in the wrong order were accepted")
 	}
 }
