@@ -13,41 +13,29 @@ import (
 	"syscall"
 )
 
-// subFlags are the cluster and output flags shared by the subcommands that start
-// their own cluster (`bench scale`, `bench failover`).
-type subFlags struct {
-	servers, serverArgs *string
-	asJSON, verbose     *bool
-}
-
-// defineSubFlags defines the shared flags on fs, writing into c. serverHelp and
-// topicHelp describe --server and --topic for this subcommand.
-func defineSubFlags(fs *flag.FlagSet, c *Config, serverHelp, topicHelp string) *subFlags {
-	f := &subFlags{}
+// defineClusterFlags defines the flags that say which cluster to run against (or
+// start) on fs, writing into c; c's Nodes and ServerLogLevel are the defaults.
+// serverHelp and topicHelp describe --server and --topic for the command. It returns
+// the --server value, which completeConfig splits.
+func defineClusterFlags(fs *flag.FlagSet, c *Config, serverHelp, topicHelp string) *string {
 	fs.IntVar(&c.Nodes, "nodes", c.Nodes, "server processes to start on 127.0.0.1 (without --server)")
-	f.servers = fs.String("server", "", serverHelp)
+	servers := fs.String("server", "", serverHelp)
 	fs.StringVar(&c.Binary, "binary", "", "shardlog binary for started servers (default: this executable if it is shardlog, else bin/shardlog)")
 	fs.StringVar(&c.Dir, "dir", "", "parent of the started cluster's directory (default the system temp dir)")
 	fs.StringVar(&c.ServerLogLevel, "server-log-level", c.ServerLogLevel, "started servers' --log-level")
-	f.serverArgs = fs.String("server-args", "", "extra flags for every started server, space separated (e.g. \"--quiesce=false\")")
+	fs.Func("server-args", "extra flags for every started server, space separated (e.g. \"--logdb tan\")", func(s string) error {
+		c.ServerArgs = strings.Fields(s)
+		return nil
+	})
 	fs.StringVar(&c.Topic, "topic", "", topicHelp)
 	fs.BoolVar(&c.Keep, "keep", false, "keep the topic (and a started cluster's directory) after the run")
-	f.asJSON = fs.Bool("json", false, "print the report as JSON")
-	f.verbose = fs.Bool("v", false, "debug logging")
-	return f
+	return servers
 }
 
-// parse parses args, refusing positional arguments, and completes c. It returns the
-// extra server args, or false after printing why parsing failed.
-func (f *subFlags) parse(fs *flag.FlagSet, args []string, c *Config, stderr io.Writer) ([]string, bool) {
-	if err := fs.Parse(args); err != nil {
-		return nil, false
-	}
-	if err := extraArgs(fs.Args()); err != nil {
-		fmt.Fprintln(stderr, err)
-		return nil, false
-	}
-	for s := range strings.SplitSeq(*f.servers, ",") {
+// completeConfig finishes c after parsing: the --server list, the default binary and
+// the logger.
+func completeConfig(c *Config, servers string, verbose bool, stderr io.Writer) {
+	for s := range strings.SplitSeq(servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			c.Servers = append(c.Servers, s)
 		}
@@ -56,11 +44,55 @@ func (f *subFlags) parse(fs *flag.FlagSet, args []string, c *Config, stderr io.W
 		c.Binary = defaultBinary()
 	}
 	level := slog.LevelInfo
-	if *f.verbose {
+	if verbose {
 		level = slog.LevelDebug
 	}
 	c.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	return strings.Fields(*f.serverArgs), true
+}
+
+// fitReplicationFactor lowers *rf to the number of nodes the harness starts when
+// --replication-factor was not given (rfSet false), so `--nodes 1` works alone.
+func fitReplicationFactor(c *Config, rf *int, rfSet bool) {
+	if len(c.Servers) == 0 && !rfSet && c.Nodes > 0 && *rf > c.Nodes {
+		*rf = c.Nodes
+	}
+}
+
+// flagSet reports whether the flag called name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// subFlags are the cluster and output flags shared by the subcommands that start
+// their own cluster (`bench scale`, `bench failover`).
+type subFlags struct {
+	servers         *string
+	asJSON, verbose *bool
+}
+
+// defineSubFlags defines the shared flags on fs, writing into c.
+func defineSubFlags(fs *flag.FlagSet, c *Config, serverHelp, topicHelp string) *subFlags {
+	return &subFlags{
+		servers: defineClusterFlags(fs, c, serverHelp, topicHelp),
+		asJSON:  fs.Bool("json", false, "print the report as JSON"),
+		verbose: fs.Bool("v", false, "debug logging"),
+	}
+}
+
+// parse parses args, refusing positional arguments, and completes c. It reports
+// false after printing why parsing failed.
+func (f *subFlags) parse(fs *flag.FlagSet, args []string, c *Config, stderr io.Writer) bool {
+	if err := fs.Parse(args); err != nil {
+		return false
+	}
+	if err := extraArgs(fs.Args()); err != nil {
+		fmt.Fprintln(stderr, err)
+		return false
+	}
+	completeConfig(c, *f.servers, *f.verbose, stderr)
+	return true
 }
 
 // runSub runs a subcommand until it ends or SIGINT/SIGTERM, prints its report and

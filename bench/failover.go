@@ -21,12 +21,10 @@ const FailoverTargetSeconds = 1.5
 // fixed-rate write load while, Kills times, the node leading a shard is killed with
 // SIGKILL and restarted.
 type FailoverConfig struct {
-	// Config holds the cluster settings (Nodes, Binary, Dir, ServerLogLevel, Topic,
-	// Keep, Logger). Servers must be empty: the run kills server processes, so it
+	// Config holds the cluster settings (Nodes, Binary, Dir, ServerLogLevel,
+	// ServerArgs, Topic, Keep, Logger). Servers must be empty: the run kills server processes, so it
 	// starts its own. Its Workload is unused.
 	Config Config
-	// ServerArgs are appended to every started server's command line.
-	ServerArgs []string
 	// Shards and ReplicationFactor shape the topic (default 8 and 3).
 	Shards, ReplicationFactor int
 	// RecordSize is the value size in bytes (default 100).
@@ -198,11 +196,9 @@ func FailoverMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&fc.Settle, "settle", fc.Settle, "steady traffic before each kill")
 	fs.DurationVar(&fc.Timeout, "timeout", fc.Timeout, "longest wait for the affected shards to resume after a kill")
 	fs.Uint64Var(&fc.Seed, "seed", fc.Seed, "seed of the payloads")
-	serverArgs, ok := sf.parse(fs, args, c, stderr)
-	if !ok {
+	if !sf.parse(fs, args, c, stderr) {
 		return ExitUsage
 	}
-	fc.ServerArgs = serverArgs
 	return runSub(sf, stdout, stderr, func(ctx context.Context) (*FailoverReport, error) { return RunFailover(ctx, fc) },
 		func(r *FailoverReport) uint64 { return r.Errors }, WriteFailoverText)
 }
@@ -219,7 +215,6 @@ func RunFailover(ctx context.Context, fc FailoverConfig) (*FailoverReport, error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cfg.ServerArgs = fc.ServerArgs
 	t, err := connect(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -232,7 +227,7 @@ func RunFailover(ctx context.Context, fc FailoverConfig) (*FailoverReport, error
 	rep := &FailoverReport{
 		Started: time.Now(), Machine: describeMachine(), Topic: topic, Nodes: len(t.servers),
 		Shards: fc.Shards, ReplicationFactor: fc.ReplicationFactor, RecordSize: fc.RecordSize, Rate: fc.Rate,
-		ServerArgs: fc.ServerArgs, SettleSeconds: fc.Settle.Seconds(), TimeoutSeconds: fc.Timeout.Seconds(),
+		ServerArgs: cfg.ServerArgs, SettleSeconds: fc.Settle.Seconds(), TimeoutSeconds: fc.Timeout.Seconds(),
 		TargetSeconds: FailoverTargetSeconds, Kills: []FailoverKill{},
 	}
 	defer func() { rep.Seconds = time.Since(rep.Started).Seconds() }()

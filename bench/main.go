@@ -7,13 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -124,9 +122,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, o options, ok bool
 		fmt.Fprintf(stderr, "bench: unexpected arguments %q\n", fs.Args())
 		return cfg, o, false
 	}
-	rfSet := false
-	fs.Visit(func(f *flag.Flag) { rfSet = rfSet || f.Name == "replication-factor" })
-	if err := finishConfig(&cfg, &w, *servers, rfSet, *verbose, stderr); err != nil {
+	if err := finishConfig(&cfg, &w, *servers, flagSet(fs, "replication-factor"), *verbose, stderr); err != nil {
 		fmt.Fprintln(stderr, err)
 		return cfg, o, false
 	}
@@ -135,17 +131,14 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, o options, ok bool
 
 // addFlags defines the flags shared by Main and MatrixMain and returns the --server value.
 func addFlags(fs *flag.FlagSet, cfg *Config, w *Workload) *string {
-	fs.IntVar(&cfg.Nodes, "nodes", 3, "server processes to start on 127.0.0.1 (without --server)")
-	servers := fs.String("server", "", "client addresses host:port[,host:port] of an existing cluster (default: start one)")
-	fs.StringVar(&cfg.Binary, "binary", "", "shardlog binary for started servers (default: this executable if it is shardlog, else bin/shardlog)")
-	fs.StringVar(&cfg.Dir, "dir", "", "parent of the started cluster's directory (default the system temp dir)")
-	fs.StringVar(&cfg.ServerLogLevel, "server-log-level", "warn", "started servers' --log-level")
-	fs.Func("server-args", "extra flags for every started server, space separated (e.g. \"--logdb tan\")", func(s string) error {
-		cfg.ServerArgs = strings.Fields(s)
-		return nil
-	})
-	fs.StringVar(&cfg.Topic, "topic", "", "topic to create (default bench-<time>)")
-	fs.BoolVar(&cfg.Keep, "keep", false, "keep the topic (and a started cluster's directory) after the run")
+	if cfg.Nodes == 0 {
+		cfg.Nodes = 3
+	}
+	if cfg.ServerLogLevel == "" {
+		cfg.ServerLogLevel = "warn"
+	}
+	servers := defineClusterFlags(fs, cfg, "client addresses host:port[,host:port] of an existing cluster (default: start one)",
+		"topic to create (default bench-<time>)")
 	fs.BoolVar(&cfg.Baseline, "baseline", false, "also measure the segment store alone and replication factor 1")
 	fs.IntVar(&w.Shards, "shards", w.Shards, "shards of the topic")
 	fs.IntVar(&w.ReplicationFactor, "replication-factor", w.ReplicationFactor, "replication factor of the topic (default 3, at most --nodes)")
@@ -173,23 +166,9 @@ func addFlags(fs *flag.FlagSet, cfg *Config, w *Workload) *string {
 
 // finishConfig completes cfg after flag parsing.
 func finishConfig(cfg *Config, w *Workload, servers string, rfSet, verbose bool, stderr io.Writer) error {
-	for s := range strings.SplitSeq(servers, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			cfg.Servers = append(cfg.Servers, s)
-		}
-	}
-	if len(cfg.Servers) == 0 && !rfSet && cfg.Nodes > 0 && w.ReplicationFactor > cfg.Nodes {
-		w.ReplicationFactor = cfg.Nodes
-	}
-	if cfg.Binary == "" {
-		cfg.Binary = defaultBinary()
-	}
+	completeConfig(cfg, servers, verbose, stderr)
+	fitReplicationFactor(cfg, &w.ReplicationFactor, rfSet)
 	cfg.Workload = *w
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	return cfg.Workload.Validate()
 }
 

@@ -27,10 +27,8 @@ const ScaleTargetRatio = 0.7
 // left idle, and then written through a subset of its shards.
 type ScaleConfig struct {
 	// Config holds the cluster settings (Servers, Nodes, Binary, Dir, ServerLogLevel,
-	// Topic, Keep, Logger); its Workload is unused.
+	// ServerArgs, Topic, Keep, Logger); its Workload is unused.
 	Config Config
-	// ServerArgs are appended to every started server's command line.
-	ServerArgs []string
 	// Shards and ReplicationFactor shape the topic.
 	Shards, ReplicationFactor int
 	// Settle is how long the new topic sits without traffic before the idle window;
@@ -193,16 +191,10 @@ func ScaleMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&sc.InFlight, "inflight", sc.InFlight, "batches in flight per shard and producer")
 	fs.IntVar(&sc.BufferBytes, "buffer", sc.BufferBytes, "bytes each producer may hold unacknowledged (0: the client's default)")
 	fs.Uint64Var(&sc.Seed, "seed", sc.Seed, "seed of the payloads")
-	serverArgs, ok := sf.parse(fs, args, c, stderr)
-	if !ok {
+	if !sf.parse(fs, args, c, stderr) {
 		return ExitUsage
 	}
-	sc.ServerArgs = serverArgs
-	rfSet := false
-	fs.Visit(func(f *flag.Flag) { rfSet = rfSet || f.Name == "replication-factor" })
-	if len(c.Servers) == 0 && !rfSet && c.Nodes > 0 && sc.ReplicationFactor > c.Nodes {
-		sc.ReplicationFactor = c.Nodes
-	}
+	fitReplicationFactor(c, &sc.ReplicationFactor, flagSet(fs, "replication-factor"))
 	return runSub(sf, stdout, stderr, func(ctx context.Context) (*ScaleReport, error) { return RunScale(ctx, sc) },
 		func(r *ScaleReport) uint64 { return r.Errors }, WriteScaleText)
 }
@@ -219,7 +211,6 @@ func RunScale(ctx context.Context, sc ScaleConfig) (*ScaleReport, error) {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger
-	cfg.ServerArgs = sc.ServerArgs
 	t, err := connect(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -231,7 +222,7 @@ func RunScale(ctx context.Context, sc ScaleConfig) (*ScaleReport, error) {
 	}
 	rep := &ScaleReport{
 		Started: time.Now(), Machine: describeMachine(), Topic: topic, Nodes: max(len(t.servers), len(t.addrs)),
-		Shards: sc.Shards, ReplicationFactor: sc.ReplicationFactor, ServerArgs: sc.ServerArgs, TargetRatio: ScaleTargetRatio,
+		Shards: sc.Shards, ReplicationFactor: sc.ReplicationFactor, ServerArgs: cfg.ServerArgs, TargetRatio: ScaleTargetRatio,
 		SettleSeconds: sc.Settle.Seconds(),
 	}
 	defer func() { rep.Seconds = time.Since(rep.Started).Seconds() }()
