@@ -13,6 +13,18 @@ import (
 	"syscall"
 )
 
+// usageErrors collects every usage problem of a configuration, so one run reports
+// them all.
+type usageErrors struct{ errs []error }
+
+// add records a problem; format describes it by its flags.
+func (u *usageErrors) add(format string, a ...any) {
+	u.errs = append(u.errs, fmt.Errorf("%w: "+format, append([]any{ErrUsage}, a...)...))
+}
+
+// err joins the problems, or is nil when there are none.
+func (u *usageErrors) err() error { return errors.Join(u.errs...) }
+
 // defineClusterFlags defines the flags that say which cluster to run against (or
 // start) on fs, writing into c; c's Nodes and ServerLogLevel are the defaults.
 // serverHelp and topicHelp describe --server and --topic for the command. It returns

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,10 +57,8 @@ func DefaultFailoverConfig() FailoverConfig {
 
 // Validate checks fc and reports every problem at once.
 func (fc *FailoverConfig) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrUsage}, a...)...))
-	}
+	var u usageErrors
+	bad := u.add
 	if len(fc.Config.Servers) > 0 {
 		bad("--server is not supported by bench failover: it kills server processes, so it starts its own cluster")
 	}
@@ -92,7 +89,7 @@ func (fc *FailoverConfig) Validate() error {
 	if fc.Timeout <= 0 {
 		bad("--timeout must be positive")
 	}
-	return errors.Join(errs...)
+	return u.err()
 }
 
 // FailoverReport is the result of a failover run. Its JSON form is the --json output.

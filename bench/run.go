@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -53,7 +52,8 @@ type Workload struct {
 }
 
 // validateProducers checks the producer settings that `bench` and `bench scale` share.
-func validateProducers(bad func(format string, a ...any), producers, batchSize, inFlight, bufferBytes int) {
+func validateProducers(u *usageErrors, producers, batchSize, inFlight, bufferBytes int) {
+	bad := u.add
 	if producers < 1 {
 		bad("--producers must be at least 1")
 	}
@@ -80,10 +80,8 @@ func DefaultWorkload() Workload {
 
 // Validate checks the workload.
 func (w *Workload) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrUsage}, a...)...))
-	}
+	var u usageErrors
+	bad := u.add
 	if w.Shards < 1 {
 		bad("--shards must be at least 1")
 	}
@@ -101,7 +99,7 @@ func (w *Workload) Validate() error {
 	default:
 		bad("--compression %q: want none, s2 or zstd", w.Compression)
 	}
-	validateProducers(bad, w.Producers, w.BatchSize, w.InFlight, w.BufferBytes)
+	validateProducers(&u, w.Producers, w.BatchSize, w.InFlight, w.BufferBytes)
 	if w.Consumers < 0 {
 		bad("--consumers must not be negative")
 	}
@@ -123,7 +121,7 @@ func (w *Workload) Validate() error {
 	if w.TailTimeout <= 0 {
 		w.TailTimeout = 30 * time.Second
 	}
-	return errors.Join(errs...)
+	return u.err()
 }
 
 func (w *Workload) info(topic string, nodes int) WorkloadInfo {

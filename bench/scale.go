@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -62,10 +61,8 @@ func DefaultScaleConfig() ScaleConfig {
 
 // Validate checks sc.
 func (sc *ScaleConfig) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrUsage}, a...)...))
-	}
+	var u usageErrors
+	bad := u.add
 	if sc.Shards < 1 {
 		bad("--shards must be at least 1")
 	}
@@ -90,8 +87,8 @@ func (sc *ScaleConfig) Validate() error {
 	if sc.RecordSize < 0 {
 		bad("--record-size must not be negative")
 	}
-	validateProducers(bad, sc.Producers, sc.BatchSize, sc.InFlight, sc.BufferBytes)
-	return errors.Join(errs...)
+	validateProducers(&u, sc.Producers, sc.BatchSize, sc.InFlight, sc.BufferBytes)
+	return u.err()
 }
 
 // ScaleReport is the result of a scale run. Its JSON form is the --json output.
