@@ -454,28 +454,12 @@ func (s *sendState) shardLoop(ctx context.Context, sc ScaleConfig, p *client.Pro
 		if !now.Before(deadline) {
 			break
 		}
-		value := payload.Next(now)
-		size := uint64(len(value))
-		err := p.Send(ctx, client.Message{Value: value, Shard: shard, Timestamp: now}, func(r client.Result) {
-			if r.Err != nil {
-				s.errs.add(r.Err)
-				return
-			}
-			s.hist.Record(time.Since(now))
-			s.acked.Add(1)
-			s.bytes.Add(size)
-		})
-		if err != nil {
-			if ctx.Err() == nil {
-				s.errs.add(err)
-			}
+		if !s.send(ctx, p, client.Message{Value: payload.Next(now), Shard: shard, Timestamp: now}) {
 			break
 		}
 		shard = (shard + sc.Producers) % shards
 	}
-	if err := p.Flush(ctx); err != nil {
-		s.errs.add(err)
-	}
+	s.flush(ctx, p)
 }
 
 // WriteScaleText prints r as a human-readable table.

@@ -152,24 +152,36 @@ func (s *sendState) loop(ctx context.Context, w Workload, p *client.Producer, i 
 			break
 		}
 		key := keys.Next()
-		value := payload.Next(intended)
-		size := uint64(len(key) + len(value))
-		err := p.Send(ctx, client.Message{Key: key, Value: value, Shard: client.AnyShard, Timestamp: intended}, func(r client.Result) {
-			if r.Err != nil {
-				s.errs.add(r.Err)
-				return
-			}
-			s.hist.Record(time.Since(intended))
-			s.acked.Add(1)
-			s.bytes.Add(size)
-		})
-		if err != nil {
-			if ctx.Err() == nil {
-				s.errs.add(err)
-			}
+		m := client.Message{Key: key, Value: payload.Next(intended), Shard: client.AnyShard, Timestamp: intended}
+		if !s.send(ctx, p, m) {
 			break
 		}
 	}
+	s.flush(ctx, p)
+}
+
+// send sends m, whose Timestamp is the time its latency counts from, and records its
+// acknowledgement or error. It reports false when the send loop must stop: Send
+// failed (recorded unless ctx ended).
+func (s *sendState) send(ctx context.Context, p *client.Producer, m client.Message) bool {
+	size, from := uint64(len(m.Key)+len(m.Value)), m.Timestamp
+	err := p.Send(ctx, m, func(r client.Result) {
+		if r.Err != nil {
+			s.errs.add(r.Err)
+			return
+		}
+		s.hist.Record(time.Since(from))
+		s.acked.Add(1)
+		s.bytes.Add(size)
+	})
+	if err != nil && ctx.Err() == nil {
+		s.errs.add(err)
+	}
+	return err == nil
+}
+
+// flush waits for p's outstanding records, recording a failure.
+func (s *sendState) flush(ctx context.Context, p *client.Producer) {
 	if err := p.Flush(ctx); err != nil {
 		s.errs.add(err)
 	}
