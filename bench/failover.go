@@ -35,8 +35,8 @@ type FailoverConfig struct {
 	Kills int
 	// Settle is how long steady traffic runs before each kill (default 10 s). Kills
 	// within a few seconds of the previous victim's restart measure that restart's
-	// transient too: its peers' Raft transport still holds connections to the old
-	// process, and the first messages on each are lost (2.3-2.7 s outages with 3 s).
+	// transient too: with 3 s, outages of 2.3-2.7 s, while the servers' logs showed
+	// their Raft transport resetting connections to the restarted node.
 	Settle time.Duration
 	// Timeout bounds the wait for every affected shard to resume and for new leaders
 	// (default 20s); a shard that does not resume within it fails the run.
