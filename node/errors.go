@@ -52,6 +52,7 @@ func toStatus(err error) error {
 	case errors.Is(err, dragonboat.ErrPayloadTooBig):
 		code = codes.InvalidArgument
 	case errors.Is(err, ErrNotReady), errors.Is(err, errNoLeader),
+		errors.Is(err, shard.ErrRecovering), errors.Is(err, shard.ErrShardNotFound),
 		errors.Is(err, dragonboat.ErrShardNotReady), errors.Is(err, dragonboat.ErrShardNotFound),
 		errors.Is(err, dragonboat.ErrShardClosed), errors.Is(err, dragonboat.ErrClosed),
 		errors.Is(err, dragonboat.ErrShardNotInitialized), errors.Is(err, dragonboat.ErrAborted),

@@ -18,6 +18,9 @@ var (
 	ErrOffsetOutOfRange = errors.New("shard: offset out of range")
 	// ErrShardNotFound reports a shard with no replica state on this node.
 	ErrShardNotFound = errors.New("shard: no replica of the shard on this node")
+	// ErrRecovering reports a replica that is replacing its data with a snapshot
+	// streamed from the leader: it has nothing consistent to serve until done.
+	ErrRecovering = errors.New("shard: replica is loading a snapshot")
 	// ErrBadResult reports a Result that no data shard Update produced.
 	ErrBadResult = errors.New("shard: malformed result")
 )

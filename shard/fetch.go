@@ -13,36 +13,19 @@ import (
 // is NextOffset it waits on hub up to maxWait (or until ctx ends) for new
 // data, then returns what arrived, or no batches. An offset below LogStart
 // or above NextOffset gives ErrOffsetOutOfRange, wrapped with the valid range.
-func Fetch(ctx context.Context, st *segment.Store, hub *Hub, shard, offset uint64, maxBytes int, maxWait time.Duration) (batches []segment.StoredBatch, state segment.ShardState, err error) {
+// While the replica replaces its data with a snapshot it gives ErrRecovering:
+// what it would read then is neither the old log nor the new one.
+func Fetch(ctx context.Context, st *segment.Store, hub *Hub, shard, offset uint64, maxBytes int, maxWait time.Duration) ([]segment.StoredBatch, segment.ShardState, error) {
 	var deadline <-chan time.Time
 	for {
 		wake := hub.Wait(shard) // before reading the state: no apply is missed
-		state, ok, err := st.State(shard)
-		if err != nil {
-			return nil, segment.ShardState{}, err
+		gen := hub.importGen(shard)
+		batches, state, err, done := readAt(st, shard, offset, maxBytes)
+		if gen%2 == 1 || hub.importGen(shard) != gen {
+			return nil, segment.ShardState{}, fmt.Errorf("%w: shard %d", ErrRecovering, shard)
 		}
-		if !ok {
-			return nil, segment.ShardState{}, fmt.Errorf("%w: shard %d", ErrShardNotFound, shard)
-		}
-		if offset < state.LogStart || offset > state.NextOffset {
-			return nil, state, outOfRange(shard, offset, state)
-		}
-		if offset < state.NextOffset {
-			batches, err := st.Read(shard, offset, maxBytes)
-			if err != nil {
-				return nil, state, err
-			}
-			if len(batches) == 0 || batches[0].Base > offset {
-				// Retention dropped the offset after the state was read.
-				if now, _, err := st.State(shard); err == nil {
-					state = now
-				}
-				return nil, state, outOfRange(shard, offset, state)
-			}
-			return batches, state, nil
-		}
-		if maxWait <= 0 {
-			return nil, state, nil
+		if done || maxWait <= 0 {
+			return batches, state, err
 		}
 		if deadline == nil {
 			t := time.NewTimer(maxWait)
@@ -57,6 +40,36 @@ func Fetch(ctx context.Context, st *segment.Store, hub *Hub, shard, offset uint6
 			return nil, state, ctx.Err()
 		}
 	}
+}
+
+// readAt is one read of Fetch: done is false when offset is the end of the log
+// and there is nothing to return yet.
+func readAt(st *segment.Store, shard, offset uint64, maxBytes int) (batches []segment.StoredBatch, state segment.ShardState, err error, done bool) {
+	state, ok, err := st.State(shard)
+	if err != nil {
+		return nil, segment.ShardState{}, err, true
+	}
+	if !ok {
+		return nil, segment.ShardState{}, fmt.Errorf("%w: shard %d", ErrShardNotFound, shard), true
+	}
+	if offset < state.LogStart || offset > state.NextOffset {
+		return nil, state, outOfRange(shard, offset, state), true
+	}
+	if offset == state.NextOffset {
+		return nil, state, nil, false
+	}
+	batches, err = st.Read(shard, offset, maxBytes)
+	if err != nil {
+		return nil, state, err, true
+	}
+	if len(batches) == 0 || batches[0].Base > offset {
+		// Retention dropped the offset after the state was read.
+		if now, _, err := st.State(shard); err == nil {
+			state = now
+		}
+		return nil, state, outOfRange(shard, offset, state), true
+	}
+	return batches, state, nil, true
 }
 
 func outOfRange(shard, offset uint64, st segment.ShardState) error {

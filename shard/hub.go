@@ -7,10 +7,45 @@ import "sync"
 type Hub struct {
 	mu      sync.Mutex
 	waiters map[uint64]chan struct{}
+	// imports counts snapshot imports per shard, begun and ended: odd while one
+	// runs. A fetch that saw the count change read a shard that was being
+	// replaced under it.
+	imports map[uint64]uint64
 }
 
 // NewHub returns an empty Hub.
-func NewHub() *Hub { return &Hub{waiters: make(map[uint64]chan struct{})} }
+func NewHub() *Hub {
+	return &Hub{waiters: make(map[uint64]chan struct{}), imports: make(map[uint64]uint64)}
+}
+
+// BeginImport marks the shard's data as being replaced by a snapshot until
+// EndImport; fetches meanwhile fail with ErrRecovering.
+func (h *Hub) BeginImport(shard uint64) { h.bumpImport(shard) }
+
+// EndImport ends BeginImport and wakes the shard's waiters.
+func (h *Hub) EndImport(shard uint64) {
+	h.bumpImport(shard)
+	h.Notify(shard)
+}
+
+func (h *Hub) bumpImport(shard uint64) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.imports[shard]++
+	h.mu.Unlock()
+}
+
+// importGen returns the shard's import count; odd means an import is running.
+func (h *Hub) importGen(shard uint64) uint64 {
+	if h == nil {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.imports[shard]
+}
 
 // Wait returns a channel that is closed at the next apply to the shard, or
 // when the shard is removed. Take it before reading the shard's state, so

@@ -254,6 +254,8 @@ func (sm *stateMachine) SaveSnapshot(ctx any, w io.Writer, stop <-chan struct{})
 // RecoverFromSnapshot replaces the shard's data with a snapshot stream, as
 // owned by this replica.
 func (sm *stateMachine) RecoverFromSnapshot(r io.Reader, stop <-chan struct{}) error {
+	sm.hub.BeginImport(sm.shard)
+	defer sm.hub.EndImport(sm.shard)
 	if err := sm.store.ImportAs(sm.shard, sm.replicaID, r, stop); err != nil {
 		if errors.Is(err, segment.ErrStopped) {
 			return statemachine.ErrSnapshotStopped
@@ -265,7 +267,6 @@ func (sm *stateMachine) RecoverFromSnapshot(r io.Reader, stop <-chan struct{}) e
 		return err
 	}
 	sm.state = st
-	sm.hub.Notify(sm.shard)
 	return nil
 }
 
