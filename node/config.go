@@ -95,6 +95,12 @@ type Config struct {
 	// LeaderBalanceInterval is how often a node hands leadership of the shards it
 	// leads to their preferred (placement-chosen) leaders. Default 5 s; negative disables.
 	LeaderBalanceInterval time.Duration
+	// WakeInterval is how often a node looks for local replicas whose leader is on a
+	// node gossip no longer holds ALIVE (or that have no leader) and wakes them from
+	// quiesce so they elect a new one; gossip's SUSPECT and DEAD reports trigger the
+	// same pass at once. Default 1 s; negative disables (idle shards then never fail
+	// over while quiesced).
+	WakeInterval time.Duration
 	// Quiesce lets idle shards stop heartbeating (dragonboat's quiesce mode), so
 	// thousands of idle shards cost little CPU. The first request to a quiesced shard
 	// wakes it. The server turns it on (flag --quiesce, default true): with 1,000 idle
@@ -190,6 +196,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.LeaderBalanceInterval == 0 {
 		c.LeaderBalanceInterval = 5 * time.Second
+	}
+	if c.WakeInterval == 0 {
+		c.WakeInterval = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

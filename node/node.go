@@ -30,7 +30,8 @@ import (
 //
 // Goroutines (all owned by Node and joined in Close): the gRPC server; metaLoop, which
 // refreshes the meta view and reconciles replicas; registerLoop until the view shows
-// this node; two n.every loops (retention, leader balance). n.runMu is a leaf lock (never held across a
+// this node; wakeLoop, which wakes quiesced shards whose leader failed; two n.every
+// loops (retention, leader balance). n.runMu is a leaf lock (never held across a
 // dragonboat call).
 type Node struct {
 	cfg Config
@@ -127,8 +128,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startGossip(seeds); err != nil {
 		return nil, err
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.metaLoop()
+	go n.wakeLoop()
 	go n.registerLoop()
 	go n.every(n.cfg.RetentionInterval, n.applyRetention)
 	go n.every(n.cfg.LeaderBalanceInterval, n.balanceLeaders)
@@ -285,13 +287,23 @@ func (n *Node) Close() {
 	n.log.Info("node stopped")
 }
 
-// peerPool keeps one gRPC connection per peer address.
+// peerPool keeps one gRPC connection per peer address, and the forwarded calls in
+// flight to each, so they can be cut short when gossip reports the peer failed.
 type peerPool struct {
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	mu       sync.Mutex
+	conns    map[string]*grpc.ClientConn
+	inflight map[string]map[*call]struct{}
 }
 
-func newPeerPool() *peerPool { return &peerPool{conns: map[string]*grpc.ClientConn{}} }
+// call is one forwarded call in flight.
+type call struct {
+	cancel  context.CancelFunc
+	aborted atomic.Bool
+}
+
+func newPeerPool() *peerPool {
+	return &peerPool{conns: map[string]*grpc.ClientConn{}, inflight: map[string]map[*call]struct{}{}}
+}
 
 func (p *peerPool) get(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
@@ -307,6 +319,36 @@ func (p *peerPool) get(addr string) (*grpc.ClientConn, error) {
 	}
 	p.conns[addr] = c
 	return c, nil
+}
+
+// track records a call to addr until the returned function is called.
+func (p *peerPool) track(addr string, cancel context.CancelFunc) (*call, func()) {
+	c := &call{cancel: cancel}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inflight[addr] == nil {
+		p.inflight[addr] = map[*call]struct{}{}
+	}
+	p.inflight[addr][c] = struct{}{}
+	return c, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.inflight[addr], c)
+		if len(p.inflight[addr]) == 0 {
+			delete(p.inflight, addr)
+		}
+	}
+}
+
+// abort cancels every call in flight to addr and returns how many there were.
+func (p *peerPool) abort(addr string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.inflight[addr] {
+		c.aborted.Store(true)
+		c.cancel()
+	}
+	return len(p.inflight[addr])
 }
 
 func (p *peerPool) close() {

@@ -54,6 +54,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr 
 	fs.Uint64Var(&cfg.ExecShards, "exec-shards", 4, "Raft step workers; fewer group more shards into one fsync (1, 2, 4, 8 or 16; fixed at first start)")
 	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", 30*time.Second, "how often shard leaders apply retention")
 	fs.BoolVar(&cfg.Quiesce, "quiesce", true, "let idle shards stop heartbeating (dragonboat quiesce); the first request wakes a shard")
+	fs.DurationVar(&cfg.WakeInterval, "wake-interval", time.Second, "how often to wake quiesced replicas whose leader's node is not ALIVE so they elect a new leader (gossip failures also trigger it); negative disables")
 	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", 5*time.Second, "how often leaders hand shards to their preferred leader; negative disables")
 	pprofAddr = fs.String("pprof-addr", "", "serve Go's pprof endpoints (/debug/pprof/) on this host:port; empty disables")
 	logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
