@@ -102,10 +102,17 @@ func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (ta
 				return target{local: true, node: meta.NodeID(n.id.NodeID)}, nil
 			}
 			for _, r := range sh.Replicas {
-				if r.ReplicaID == leader {
-					if nd, ok := v.Nodes[r.NodeID]; ok && hops < maxHops {
-						return target{node: r.NodeID, addr: nd.ClientAddr}, nil
-					}
+				if r.ReplicaID != leader {
+					continue
+				}
+				if !n.peerAlive(r.NodeID) {
+					// Its node stopped answering gossip: the wake loop has the
+					// survivors elect; a call there would hang until it times out.
+					return target{}, fmt.Errorf("%w (shard %d: leader node %d is %s, election in progress)",
+						errNoLeader, sh.ShardID, uint64(r.NodeID), n.nodeState(r.NodeID))
+				}
+				if nd, ok := v.Nodes[r.NodeID]; ok && hops < maxHops {
+					return target{node: r.NodeID, addr: nd.ClientAddr}, nil
 				}
 			}
 		}
@@ -114,15 +121,25 @@ func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (ta
 	if hops >= maxHops {
 		return target{}, fmt.Errorf("%w (shard %d: forwarded %d times)", errNoLeader, sh.ShardID, hops)
 	}
-	if h, ok := n.leaderHints.Load(sh.ShardID); ok && attempt == 0 {
+	if h, ok := n.leaderHints.Load(sh.ShardID); ok && attempt == 0 && n.peerAlive(h.(meta.NodeID)) {
 		if nd, ok := v.Nodes[h.(meta.NodeID)]; ok {
 			return target{node: nd.ID, addr: nd.ClientAddr}, nil
 		}
 	}
-	if len(sh.Replicas) == 0 {
+	// Rotate over the replicas whose nodes gossip holds ALIVE (all of them if none is).
+	live := make([]meta.Replica, 0, len(sh.Replicas))
+	for _, r := range sh.Replicas {
+		if n.peerAlive(r.NodeID) {
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 {
+		live = sh.Replicas
+	}
+	if len(live) == 0 {
 		return target{}, fmt.Errorf("%w (shard %d has no replicas)", errNoLeader, sh.ShardID)
 	}
-	r := sh.Replicas[attempt%len(sh.Replicas)]
+	r := live[attempt%len(live)]
 	nd, ok := v.Nodes[r.NodeID]
 	if !ok {
 		return target{}, fmt.Errorf("%w (shard %d: replica node %d unknown)", errNoLeader, sh.ShardID, uint64(r.NodeID))
@@ -146,6 +163,76 @@ func (n *Node) learnLeader(shardID uint64, md metadata.MD, err error) {
 	if err != nil {
 		n.leaderHints.Delete(shardID)
 	}
+}
+
+// routed runs a routed produce or fetch. Only the node the client called retries
+// (retryLoop): a forwarded request gets one attempt, and its failure goes straight back
+// as Unavailable, so the entry node can back off and try where the leader is now
+// instead of waiting behind a hop that retries until the deadline.
+func routed[T any](ctx context.Context, hops uint32, dedupe bool, attempt func(i int) (T, error)) (T, error) {
+	if hops > 0 {
+		return attempt(0)
+	}
+	return retryLoop(ctx, dedupe, attempt)
+}
+
+// forwardSlack is the time a forwarded call may take beyond the work of the hops after
+// it: network and queueing on loopback or a LAN.
+const forwardSlack = 500 * time.Millisecond
+
+// forwardTimeout bounds one forwarded attempt sent by a node at hops: the leader's one
+// proposal attempt (--proposal-timeout) plus slack for each hop still to come. A call
+// to a node that hangs (SIGSTOP, a cut link) then fails in seconds and is retried
+// where the leader is now, instead of holding the request until its deadline.
+func (n *Node) forwardTimeout(hops uint32) time.Duration {
+	return n.cfg.ProposalTimeout + time.Duration(maxHops-min(hops, maxHops)+1)*forwardSlack
+}
+
+// forward runs one forwarded call to a peer's client address with a deadline of
+// timeout. When gossip reports the peer failed while the call waits (abortPeer), the
+// call ends at once with an unknown outcome (DeadlineExceeded: a produce may still have
+// been committed there, so only a deduplicated request is retried).
+func (n *Node) forward(ctx context.Context, addr string, timeout time.Duration, do func(context.Context, *grpc.ClientConn) error) error {
+	conn, err := n.dial(addr)
+	if err != nil {
+		return err
+	}
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, untrack := n.peers.track(addr, cancel)
+	defer untrack()
+	err = do(fctx, conn)
+	if err != nil && c.aborted.Load() && ctx.Err() == nil {
+		return status.Errorf(codes.DeadlineExceeded, "forward to %s cut short: gossip reports the node failed; outcome unknown", addr)
+	}
+	return err
+}
+
+// abortPeer cuts short the calls forwarded to a node that gossip reports failed: a
+// hung node (SIGSTOP, a cut link) would hold them until their timeout.
+func (n *Node) abortPeer(id meta.NodeID) {
+	v := n.view.Load()
+	if v == nil {
+		return
+	}
+	if nd, ok := v.Nodes[id]; ok {
+		if k := n.peers.abort(nd.ClientAddr); k > 0 {
+			n.log.Info("cut short calls forwarded to a failed peer", "peer", uint64(id), "calls", k)
+		}
+	}
+}
+
+// pollWait is how long a fetch at the end of the log waits for new data: what it asked
+// for, at most limit, and short enough to answer (empty) before ctx's deadline rather
+// than fail with DeadlineExceeded. It leaves a tenth of the time left, at most a
+// second, for the answer to travel back.
+func pollWait(ctx context.Context, asked, limit time.Duration) time.Duration {
+	w := min(asked, limit)
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		w = min(w, left-min(left/10, time.Second))
+	}
+	return max(w, 0)
 }
 
 // retryLoop runs attempt until it succeeds, fails for good, or ctx ends, backing off

@@ -47,7 +47,7 @@ func (s *logService) Produce(ctx context.Context, req *pb.ProduceRequest) (*pb.P
 			return nil, status.Errorf(codes.InvalidArgument, "produce to %s/%d: %v", req.Topic, req.Shard, err)
 		}
 	}
-	return retryLoop(ctx, req.ProducerId != 0, func(attempt int) (*pb.ProduceResponse, error) {
+	return routed(ctx, req.Hops, req.ProducerId != 0, func(attempt int) (*pb.ProduceResponse, error) {
 		t, err := n.route(v, sh, req.Hops, attempt)
 		if err != nil {
 			return nil, err
@@ -55,14 +55,14 @@ func (s *logService) Produce(ctx context.Context, req *pb.ProduceRequest) (*pb.P
 		if t.local {
 			return n.produceLocal(ctx, sh.ShardID, req)
 		}
-		conn, err := n.dial(t.addr)
-		if err != nil {
-			return nil, err
-		}
 		fwd := &pb.ProduceRequest{Topic: req.Topic, Shard: req.Shard, ProducerId: req.ProducerId,
 			Sequence: req.Sequence, Batch: req.Batch, Hops: req.Hops + 1}
 		var md metadata.MD
-		resp, err := pb.NewLogClient(conn).Produce(ctx, fwd, grpc.Header(&md))
+		var resp *pb.ProduceResponse
+		err = n.forward(ctx, t.addr, n.forwardTimeout(req.Hops), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+			resp, err = pb.NewLogClient(conn).Produce(ctx, fwd, grpc.Header(&md))
+			return err
+		})
 		n.learnLeader(sh.ShardID, md, err)
 		return resp, err
 	})
@@ -145,14 +145,14 @@ func (n *Node) fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRespon
 		maxBytes = defaultFetchBytes
 	}
 	maxBytes = min(maxBytes, n.cfg.MaxFetchBytes)
-	maxWait := min(time.Duration(req.MaxWaitMs)*time.Millisecond, n.cfg.MaxFetchWait)
+	maxWait := pollWait(ctx, time.Duration(req.MaxWaitMs)*time.Millisecond, n.cfg.MaxFetchWait)
 	if req.Local {
 		if _, ok := n.hostedReplica(sh.ShardID); !ok {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %d has no replica of %s/%d", n.id.NodeID, req.Topic, req.Shard)
 		}
 		return n.fetchLocal(ctx, sh.ShardID, req.Offset, maxBytes, maxWait, true)
 	}
-	return retryLoop(ctx, true, func(attempt int) (*pb.FetchResponse, error) {
+	return routed(ctx, req.Hops, true, func(attempt int) (*pb.FetchResponse, error) {
 		t, err := n.route(v, sh, req.Hops, attempt)
 		if err != nil {
 			return nil, err
@@ -160,14 +160,14 @@ func (n *Node) fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRespon
 		if t.local {
 			return n.fetchLocal(ctx, sh.ShardID, req.Offset, maxBytes, maxWait, false)
 		}
-		conn, err := n.dial(t.addr)
-		if err != nil {
-			return nil, err
-		}
 		fwd := &pb.FetchRequest{Topic: req.Topic, Shard: req.Shard, Offset: req.Offset, MaxBytes: uint32(maxBytes),
 			MaxWaitMs: uint32(maxWait / time.Millisecond), Hops: req.Hops + 1}
 		var md metadata.MD
-		resp, err := pb.NewLogClient(conn).Fetch(ctx, fwd, grpc.Header(&md))
+		var resp *pb.FetchResponse
+		err = n.forward(ctx, t.addr, maxWait+n.forwardTimeout(req.Hops), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+			resp, err = pb.NewLogClient(conn).Fetch(ctx, fwd, grpc.Header(&md))
+			return err
+		})
 		n.learnLeader(sh.ShardID, md, err)
 		return resp, err
 	})
@@ -291,6 +291,11 @@ func (n *Node) collectStatus(ctx context.Context, v *meta.State, shards []meta.S
 			nd, ok := v.Nodes[id]
 			if !ok {
 				answers <- answer{node: id, err: fmt.Errorf("node %d unknown", uint64(id))}
+				return
+			}
+			if !n.peerAlive(id) {
+				// A hung node would hold the answer until the timeout.
+				answers <- answer{node: id, err: fmt.Errorf("node %d is %s", uint64(id), n.nodeState(id))}
 				return
 			}
 			conn, err := n.dial(nd.ClientAddr)
