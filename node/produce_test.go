@@ -95,6 +95,17 @@ func TestClusterSubscribeAndLongPoll(t *testing.T) {
 		}
 		waited <- resp
 	}()
+	// A long poll that asks to wait longer than its own deadline answers empty just
+	// before the deadline instead of failing with DeadlineExceeded, on the node the
+	// client called and through a forwarding node (node 2 may not lead the shard).
+	for _, i := range []int{0, 2} {
+		pctx, pcancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+		resp, err := pb.NewLogClient(rawConn(t, c.Addr(i))).Fetch(pctx, &pb.FetchRequest{Topic: "tail", Offset: 0, MaxWaitMs: 30000})
+		pcancel()
+		if err != nil || len(resp.GetBatches()) != 0 {
+			t.Fatalf("long poll past its deadline via node %d: %v, %v; want an empty answer", i, resp, err)
+		}
+	}
 	time.Sleep(300 * time.Millisecond)
 	prod := pb.NewLogClient(rawConn(t, c.Addr(0)))
 	for i := range 5 {
