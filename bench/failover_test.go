@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,27 +67,84 @@ func TestFailoverMedianMax(t *testing.T) {
 
 func TestFailoverReportSummarize(t *testing.T) {
 	tests := []struct {
-		name        string
-		worst       []float64
-		median, max float64
-		met         bool
+		name         string
+		worst        []float64
+		lost         []int // per kill: shards not recovered
+		median, max  float64
+		notRecovered int
+		met          bool
 	}{
-		{"no kills", nil, 0, 0, false},
-		{"all fast", []float64{800, 900, 1000}, 900, 1000, true},
-		{"median at the target", []float64{1500, 1400, 2500}, 1500, 2500, true},
-		{"median above", []float64{1600, 1400, 2500}, 1600, 2500, false},
+		{"no kills", nil, nil, 0, 0, 0, false},
+		{"all fast", []float64{800, 900, 1000}, nil, 900, 1000, 0, true},
+		{"median at the target", []float64{1500, 1400, 2500}, nil, 1500, 2500, 0, true},
+		{"median above", []float64{1600, 1400, 2500}, nil, 1600, 2500, 0, false},
+		{"a kill with a lost shard is left out and fails the target", []float64{800, 900, 300}, []int{0, 0, 2}, 850, 900, 2, false},
+		{"only a lost kill", []float64{700}, []int{1}, 0, 0, 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &FailoverReport{TargetSeconds: FailoverTargetSeconds}
-			for _, w := range tt.worst {
-				r.Kills = append(r.Kills, FailoverKill{OutageMsMax: w})
+			for i, w := range tt.worst {
+				k := FailoverKill{OutageMsMax: w}
+				if tt.lost != nil {
+					for s := range tt.lost[i] {
+						k.NotRecovered = append(k.NotRecovered, s)
+					}
+				}
+				r.Kills = append(r.Kills, k)
 			}
 			r.summarize()
-			if r.OutageMsMedian != tt.median || r.OutageMsMax != tt.max || r.Met != tt.met {
-				t.Errorf("summary median %v max %v met %v; want %v %v %v", r.OutageMsMedian, r.OutageMsMax, r.Met, tt.median, tt.max, tt.met)
+			if r.OutageMsMedian != tt.median || r.OutageMsMax != tt.max || r.Met != tt.met || r.NotRecovered != tt.notRecovered {
+				t.Errorf("summary median %v max %v met %v not recovered %d; want %v %v %v %d", r.OutageMsMedian, r.OutageMsMax, r.Met,
+					r.NotRecovered, tt.median, tt.max, tt.met, tt.notRecovered)
 			}
 		})
+	}
+}
+
+func TestFailoverFillOutages(t *testing.T) {
+	tests := []struct {
+		name                string
+		per                 []ShardOutage
+		median, max, gapMax float64
+		notRecovered        []int
+	}{
+		{"none", nil, 0, 0, 0, nil},
+		{"all resumed", []ShardOutage{{Shard: 1, Recovered: true, OutageMs: 900, GapMs: 910},
+			{Shard: 4, Recovered: true, OutageMs: 700, GapMs: 950}, {Shard: 6, Recovered: true, OutageMs: 1200, GapMs: 1201}},
+			900, 1200, 1201, nil},
+		{"lost shards are left out of the times", []ShardOutage{{Shard: 0}, {Shard: 3, Recovered: true, OutageMs: 865}, {Shard: 5}},
+			865, 865, 0, []int{0, 5}},
+		{"all lost", []ShardOutage{{Shard: 2}, {Shard: 7}}, 0, 0, 0, []int{2, 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := FailoverKill{NotRecovered: []int{99}}
+			k.fillOutages(tt.per)
+			if k.OutageMsMedian != tt.median || k.OutageMsMax != tt.max || k.GapMsMax != tt.gapMax ||
+				!slices.Equal(k.NotRecovered, tt.notRecovered) || len(k.PerShard) != len(tt.per) {
+				t.Errorf("kill %+v; want median %v max %v gap %v not recovered %v", k, tt.median, tt.max, tt.gapMax, tt.notRecovered)
+			}
+		})
+	}
+}
+
+func TestFailoverTextNotRecovered(t *testing.T) {
+	r := &FailoverReport{Topic: "t", Shards: 8, ReplicationFactor: 3, Nodes: 3, Mode: "idle", Signal: SignalStop,
+		TimeoutSeconds: 30, IdleWaitSeconds: 15, ProbeIntervalMs: 100, ProbeTimeoutMs: 500, TargetSeconds: FailoverTargetSeconds}
+	k := FailoverKill{Node: "n2", NodeID: 2, Shards: []int{3, 5}, LeaderError: "shards [5] had no new leader within 30s of the kill"}
+	k.fillOutages([]ShardOutage{{Shard: 3, Recovered: true, OutageMs: 812.5, Attempts: 2, LastError: "deadline"},
+		{Shard: 5, Attempts: 60, LastError: "rpc error: code = DeadlineExceeded"}})
+	r.Kills = append(r.Kills, k)
+	r.summarize()
+	var text bytes.Buffer
+	WriteFailoverText(&text, r)
+	for _, want := range []string{"mode       idle, signal stop (SIGSTOP", "no writes for 15.0 s before each kill",
+		"shard 3: 812.5 ms, 2 attempts", "shard 5: no write acknowledged within 30 s, 60 attempts, last error: rpc error: code = DeadlineExceeded",
+		"leaders: shards [5] had no new leader", "NOT RECOVERED  1 shards", "over 0 kills (misses"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
 	}
 }
 
@@ -128,6 +186,14 @@ func TestFailoverConfigValidate(t *testing.T) {
 		{"negative settle", func(fc *FailoverConfig) { fc.Settle = -time.Second }, false},
 		{"zero timeout", func(fc *FailoverConfig) { fc.Timeout = 0 }, false},
 		{"negative record size", func(fc *FailoverConfig) { fc.RecordSize = -1 }, false},
+		{"stop", func(fc *FailoverConfig) { fc.Signal = SignalStop }, true},
+		{"unknown signal", func(fc *FailoverConfig) { fc.Signal = "term" }, false},
+		{"idle", func(fc *FailoverConfig) { fc.Idle, fc.IdleWait = true, 0 }, true},
+		{"negative idle wait", func(fc *FailoverConfig) { fc.Idle, fc.IdleWait = true, -time.Second }, false},
+		{"zero probe interval", func(fc *FailoverConfig) { fc.ProbeInterval = 0 }, false},
+		{"zero probe timeout", func(fc *FailoverConfig) { fc.ProbeTimeout = 0 }, false},
+		{"probe timeout above the timeout", func(fc *FailoverConfig) { fc.ProbeTimeout = fc.Timeout + time.Millisecond }, false},
+		{"zero request timeout", func(fc *FailoverConfig) { fc.RequestTimeout = 0 }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,6 +214,8 @@ func TestFailoverMainUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"--server", "127.0.0.1:7400"},
 		{"--kills", "0"},
+		{"--signal", "hup"},
+		{"--idle", "--idle-wait", "-1s"},
 		{"--bogus"},
 		{"extra"},
 	} {
