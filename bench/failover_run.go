@@ -137,6 +137,9 @@ func (r *failoverRun) run(ctx context.Context, rep *FailoverReport) error {
 			rep.Acked = r.acks.total.Load()
 		}()
 	}
+	// A kill whose shards did not all resume does not end the run: the cluster was
+	// healthy again after it, so the next kills still measure. The run fails at the end.
+	var failures []string
 	for k := range r.fc.Kills {
 		sleepUntil(ctx, time.Now().Add(wait))
 		if err := ctx.Err(); err != nil {
@@ -147,10 +150,20 @@ func (r *failoverRun) run(ctx context.Context, rep *FailoverReport) error {
 			rep.Kills = append(rep.Kills, *kill)
 			r.log.Info("kill measured", "kill", k+1, "node", kill.Node, "shards", kill.Shards, "not_recovered", kill.NotRecovered,
 				"outage_ms_max", kill.OutageMsMax, "outage_ms_median", kill.OutageMsMedian, "leader_ms", kill.LeaderMs)
+			if why := killFailure(k+1, *kill, r.fc.Signal, r.fc.Timeout); why != "" {
+				failures = append(failures, why)
+			}
 		}
 		if err != nil {
-			return fmt.Errorf("kill %d: %w", k+1, err)
+			err = fmt.Errorf("kill %d: %w", k+1, err)
+			if len(failures) > 0 {
+				err = fmt.Errorf("%s; %w", strings.Join(failures, "; "), err)
+			}
+			return err
 		}
+	}
+	if len(failures) > 0 {
+		return errors.New(strings.Join(failures, "; "))
 	}
 	return nil
 }
@@ -254,8 +267,9 @@ func (r *failoverRun) shardLoop(ctx context.Context, p *client.Producer, shard i
 // killOnce measures kill k (0-based): it hits (kills or stops) the node leading shard
 // k%Shards (idle: the node leading the most shards), waits for its shards to resume
 // and for new leaders, then restarts or continues it and waits until the cluster is
-// healthy again. The kill is returned once the node was hit, with the error when a
-// shard did not resume or no new leader was seen.
+// healthy again. The kill is returned once the node was hit, also with an error (the
+// cluster not healthy again); shards that did not resume and leaders not seen are in
+// the kill, not errors.
 func (r *failoverRun) killOnce(ctx context.Context, adm *client.Client, k int) (*FailoverKill, error) {
 	shard := k % r.fc.Shards
 	if r.fc.Idle {
@@ -331,9 +345,8 @@ func (r *failoverRun) killOnce(ctx context.Context, adm *client.Client, k int) (
 }
 
 // finishKill restarts or continues the hit node, waits for a healthy cluster and
-// completes kill's counters (failedProbes: the probes' failed attempts). It returns
-// why the kill failed: a shard that did not resume, no new leader seen, or no healthy
-// cluster after the restore.
+// completes kill's counters (failedProbes: the probes' failed attempts). It fails
+// when the cluster is not healthy again.
 func (r *failoverRun) finishKill(ctx context.Context, adm *client.Client, victim int, kill *FailoverKill,
 	errsBefore, rpcsBefore, failedProbes uint64) error {
 	verb := map[string]string{SignalKill: "restarting", SignalStop: "continuing"}[r.fc.Signal]
@@ -342,20 +355,23 @@ func (r *failoverRun) finishKill(ctx context.Context, adm *client.Client, victim
 	rerr := r.restore(ctx, adm, victim)
 	kill.RecoverSeconds = time.Since(restore).Seconds()
 	kill.Errors, kill.FailedRPCs = r.errs.n.Load()-errsBefore, r.codes.total()-rpcsBefore+failedProbes
+	return rerr
+}
+
+// killFailure says what went wrong in kill k (1-based): shards that took no write
+// within timeout, no new leader seen; "" when nothing did.
+func killFailure(k int, kill FailoverKill, signal string, timeout time.Duration) string {
 	var why []string
 	if len(kill.NotRecovered) > 0 {
-		why = append(why, fmt.Sprintf("node %s hit (%s): shards %v took no write within %v", kill.Node, r.fc.Signal, kill.NotRecovered, r.fc.Timeout))
+		why = append(why, fmt.Sprintf("shards %v took no write within %v", kill.NotRecovered, timeout))
 	}
 	if kill.LeaderError != "" {
 		why = append(why, kill.LeaderError)
 	}
-	if rerr != nil {
-		why = append(why, rerr.Error())
-	}
 	if len(why) == 0 {
-		return nil
+		return ""
 	}
-	return errors.New(strings.Join(why, "; "))
+	return fmt.Sprintf("kill %d (%s of %s): %s", k, signal, kill.Node, strings.Join(why, "; "))
 }
 
 // awaitLoad waits until every shard in affected has an acknowledgement of the load at

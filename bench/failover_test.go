@@ -364,3 +364,24 @@ func TestFailoverMainStop(t *testing.T) {
 	t.Logf("stop: paused %s leading shards %v: outage max %.1f ms, gap %.1f ms, leader %.1f ms, recover %.2f s; took %v",
 		k.Node, k.Shards, k.OutageMsMax, k.GapMsMax, k.LeaderMs, k.RecoverSeconds, took.Round(time.Millisecond))
 }
+
+func TestFailoverKillFailure(t *testing.T) {
+	tests := []struct {
+		name string
+		kill FailoverKill
+		want string
+	}{
+		{"all resumed", FailoverKill{Node: "n1", Shards: []int{0, 3}}, ""},
+		{"lost shards", FailoverKill{Node: "n2", NotRecovered: []int{5, 7}}, "kill 2 (kill of n2): shards [5 7] took no write within 30s"},
+		{"lost and no leader", FailoverKill{Node: "n3", NotRecovered: []int{1}, LeaderError: "shards [1] had no new leader within 30s of the kill"},
+			"kill 2 (kill of n3): shards [1] took no write within 30s; shards [1] had no new leader within 30s of the kill"},
+		{"only no leader", FailoverKill{Node: "n1", LeaderError: "boom"}, "kill 2 (kill of n1): boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := killFailure(2, tt.kill, SignalKill, 30*time.Second); got != tt.want {
+				t.Errorf("killFailure = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
