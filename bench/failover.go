@@ -279,7 +279,8 @@ func (k *FailoverKill) fillOutages(per []ShardOutage) {
 
 // FailoverMain is `shardlog bench failover`: it parses args, runs RunFailover and
 // prints the report to stdout (a table, or JSON with --json). It returns the exit
-// status: ExitOK when the run completed, whether or not the target was met.
+// status: ExitOK when the run completed and every affected shard resumed, whether or
+// not the target was met; ExitFailed when a shard took no write within --timeout.
 func FailoverMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench failover", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -292,7 +293,7 @@ func FailoverMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&fc.RecordSize, "record-size", fc.RecordSize, "record value size in bytes")
 	fs.Float64Var(&fc.Rate, "rate", fc.Rate, "total send rate in records/s, spread evenly over the shards")
 	fs.IntVar(&fc.Kills, "kills", fc.Kills, "number of measured kills")
-	fs.DurationVar(&fc.Settle, "settle", fc.Settle, "steady traffic before each kill")
+	fs.DurationVar(&fc.Settle, "settle", fc.Settle, "busy mode: steady traffic before each kill")
 	fs.DurationVar(&fc.Timeout, "timeout", fc.Timeout, "longest wait for the affected shards to resume after a kill")
 	fs.Uint64Var(&fc.Seed, "seed", fc.Seed, "seed of the payloads")
 	fs.DurationVar(&fc.RequestTimeout, "request-timeout", fc.RequestTimeout, "busy mode: longest wait for one Produce call of the producer (a call to a stopped leader waits this long)")
