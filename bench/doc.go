@@ -40,9 +40,14 @@
 // shard that node led the time from the kill to the first acknowledgement after it
 // (of any record: one sent before the kill and acknowledged after a retry counts, as
 // that is when a user sees writes work again), the gap between the last
-// acknowledgement before and the first after, and the time until DescribeTopic
-// through a surviving node shows new leaders. It then restarts the node and waits
-// until every node is ALIVE and every shard has a leader. The report gives each
-// kill's worst and median affected shard, and the median and maximum over kills of
-// the worst shard's outage against the target.
+// acknowledgement before and the first after, and the time until the surviving
+// nodes' ShardStatus shows new leaders. It then restarts the node and waits until
+// every node is ALIVE and every shard has a leader. The report gives each kill's
+// worst and median affected shard, and the median and maximum over kills of the worst
+// shard's outage against the target. --signal stop pauses the node with SIGSTOP
+// instead (and continues it with SIGCONT). --idle writes one record per shard, then
+// nothing: before each kill it waits --idle-wait so that the shards quiesce, hits the
+// node leading the most shards and probes each shard it led with one record sent
+// through the survivors every --probe-interval until acknowledged. A shard that takes
+// no write within --timeout is reported as not recovered and fails the run.
 package bench

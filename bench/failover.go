@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"shardlog/client"
 )
 
 // FailoverTargetSeconds is the issue's target for `shardlog bench failover`: after
@@ -16,9 +18,18 @@ import (
 // seconds (the median over the kills of the worst affected shard's outage).
 const FailoverTargetSeconds = 1.5
 
-// FailoverConfig is one `shardlog bench failover` run: a started cluster takes a
-// fixed-rate write load while, Kills times, the node leading a shard is killed with
-// SIGKILL and restarted.
+// Signals the failover benchmark sends to the leader's node (FailoverConfig.Signal).
+const (
+	// SignalKill is SIGKILL; the node is restarted after the measurement.
+	SignalKill = "kill"
+	// SignalStop is SIGSTOP; the node is continued (SIGCONT) after the measurement.
+	SignalStop = "stop"
+)
+
+// FailoverConfig is one `shardlog bench failover` run: Kills times, the node leading a
+// shard is killed (or stopped) and the time until its shards take writes again is
+// measured. In the busy mode (the default) a started cluster takes a fixed-rate write
+// load meanwhile; in the idle mode it takes none, so that the shards quiesce.
 type FailoverConfig struct {
 	// Config holds the cluster settings (Nodes, Binary, Dir, ServerLogLevel,
 	// ServerArgs, Topic, Keep, Logger). Servers must be empty: the run kills server processes, so it
@@ -43,6 +54,31 @@ type FailoverConfig struct {
 	Timeout time.Duration
 	// Seed seeds the payloads.
 	Seed uint64
+	// RequestTimeout bounds one Produce call of the busy mode's producer (default
+	// client.DefaultRequestTimeout). NB: a call to a stopped leader hangs until it.
+	RequestTimeout time.Duration
+	// Signal is SignalKill (default) or SignalStop.
+	Signal string
+	// Idle selects the idle mode: after one record per shard, no load; before each kill
+	// nothing is written for IdleWait (instead of Settle), then the node leading the most
+	// shards is hit and each of its shards is probed with one record sent through the
+	// surviving nodes, attempt after attempt, until one is acknowledged or Timeout
+	// passes.
+	Idle bool
+	// IdleWait is the quiet time before each idle kill (default 15 s: the servers'
+	// shards quiesce after ElectionRTT*10 ticks of no traffic, 5 s with their defaults).
+	IdleWait time.Duration
+	// ProbeInterval is the time between the starts of a probe's attempts (default
+	// 100 ms) and ProbeTimeout bounds one attempt (default 500 ms).
+	ProbeInterval, ProbeTimeout time.Duration
+}
+
+// mode is the run's mode for the report: "idle" or "busy".
+func (fc *FailoverConfig) mode() string {
+	if fc.Idle {
+		return "idle"
+	}
+	return "busy"
 }
 
 // DefaultFailoverConfig returns the configuration of `shardlog bench failover` without
@@ -52,6 +88,7 @@ func DefaultFailoverConfig() FailoverConfig {
 		Config: Config{Nodes: 3, ServerLogLevel: "warn"},
 		Shards: 8, ReplicationFactor: 3, RecordSize: 100, Rate: 2000,
 		Kills: 3, Settle: 10 * time.Second, Timeout: 20 * time.Second, Seed: 1,
+		RequestTimeout: client.DefaultRequestTimeout, Signal: SignalKill, IdleWait: 15 * time.Second, ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 500 * time.Millisecond,
 	}
 }
 
@@ -89,6 +126,21 @@ func (fc *FailoverConfig) Validate() error {
 	if fc.Timeout <= 0 {
 		bad("--timeout must be positive")
 	}
+	if fc.RequestTimeout <= 0 {
+		bad("--request-timeout must be positive")
+	}
+	if fc.Signal != SignalKill && fc.Signal != SignalStop {
+		bad("--signal must be %s or %s, not %q", SignalKill, SignalStop, fc.Signal)
+	}
+	if fc.IdleWait < 0 {
+		bad("--idle-wait must not be negative")
+	}
+	if fc.ProbeInterval <= 0 {
+		bad("--probe-interval must be positive")
+	}
+	if fc.ProbeTimeout <= 0 || fc.ProbeTimeout > fc.Timeout {
+		bad("--probe-timeout must be positive and at most --timeout")
+	}
 	return u.err()
 }
 
@@ -105,17 +157,31 @@ type FailoverReport struct {
 	RecordSize        int      `json:"record_size"`
 	Rate              float64  `json:"rate"`
 	ServerArgs        []string `json:"server_args,omitempty"`
-	// SettleSeconds and TimeoutSeconds are the --settle and --timeout values.
-	SettleSeconds  float64 `json:"settle_seconds"`
-	TimeoutSeconds float64 `json:"timeout_seconds"`
+	// Mode is "busy" (under load) or "idle" (--idle); Signal is "kill" or "stop".
+	Mode   string `json:"mode"`
+	Signal string `json:"signal"`
+	// SettleSeconds, TimeoutSeconds and RequestTimeoutSeconds are the --settle,
+	// --timeout and --request-timeout values.
+	SettleSeconds         float64 `json:"settle_seconds"`
+	TimeoutSeconds        float64 `json:"timeout_seconds"`
+	RequestTimeoutSeconds float64 `json:"request_timeout_seconds"`
+	// IdleWaitSeconds, ProbeIntervalMs and ProbeTimeoutMs are the --idle-wait,
+	// --probe-interval and --probe-timeout values of an idle run.
+	IdleWaitSeconds float64 `json:"idle_wait_seconds,omitempty"`
+	ProbeIntervalMs float64 `json:"probe_interval_ms,omitempty"`
+	ProbeTimeoutMs  float64 `json:"probe_timeout_ms,omitempty"`
 	// Kills holds one entry per measured kill, in order.
 	Kills []FailoverKill `json:"kills"`
-	// OutageMsMedian and OutageMsMax are the median and the maximum over the kills of
-	// each kill's worst-shard outage (FailoverKill.OutageMsMax).
+	// OutageMsMedian and OutageMsMax are the median and the maximum over the kills
+	// whose shards all resumed of each kill's worst-shard outage
+	// (FailoverKill.OutageMsMax).
 	OutageMsMedian float64 `json:"outage_ms_median"`
 	OutageMsMax    float64 `json:"outage_ms_max"`
-	// TargetSeconds is FailoverTargetSeconds; Met reports OutageMsMedian <= it (false
-	// when no kill completed).
+	// NotRecovered counts the affected shards, over all kills, that took no write
+	// within the timeout.
+	NotRecovered int `json:"not_recovered"`
+	// TargetSeconds is FailoverTargetSeconds; Met reports OutageMsMedian <= it and
+	// that every shard resumed (false when no kill completed).
 	TargetSeconds float64 `json:"target_seconds"`
 	Met           bool    `json:"met"`
 	// Acked counts acknowledged records; Errors counts failed records and harness
@@ -134,22 +200,26 @@ type FailoverKill struct {
 	NodeID uint64 `json:"node_id"`
 	// Shards are the indexes of the shards the node led when it was killed.
 	Shards []int `json:"shards"`
-	// OutageMsMax and OutageMsMedian are the maximum and the median over Shards of the
-	// time from the kill to the shard's first acknowledgement after it.
+	// OutageMsMax and OutageMsMedian are the maximum and the median over the resumed
+	// Shards of the time from the kill to the shard's first acknowledgement after it.
 	OutageMsMax    float64 `json:"outage_ms_max"`
 	OutageMsMedian float64 `json:"outage_ms_median"`
-	// GapMsMax is the maximum over Shards of the time between the last acknowledgement
-	// before the kill and the first one after it.
+	// GapMsMax is the maximum over the resumed Shards of the time between the last
+	// acknowledgement before the kill and the first one after it (busy mode only).
 	GapMsMax float64 `json:"gap_ms_max"`
-	// LeaderMs is the time from the kill until DescribeTopic, asked through a surviving
-	// node, showed a leader other than the killed node for every shard in Shards.
-	LeaderMs float64 `json:"leader_ms"`
+	// NotRecovered are the Shards without an acknowledged write within the timeout.
+	NotRecovered []int `json:"not_recovered,omitempty"`
+	// LeaderMs is the time from the kill until the surviving nodes' ShardStatus showed
+	// a leader other than the killed node for every shard in Shards;
+	// LeaderError says why that was not seen (then LeaderMs is 0).
+	LeaderMs    float64 `json:"leader_ms"`
+	LeaderError string  `json:"leader_error,omitempty"`
 	// Errors counts failed records from the kill until the cluster was healthy again;
 	// FailedRPCs counts the producer's failed Produce calls (retried) in that window.
 	Errors     uint64 `json:"errors"`
 	FailedRPCs uint64 `json:"failed_rpcs"`
-	// RecoverSeconds is the time from restarting the node until it served and every
-	// shard had a leader again.
+	// RecoverSeconds is the time from restarting (kill) or continuing (stop) the node
+	// until it served, every node was ALIVE and every shard had a leader again.
 	RecoverSeconds float64 `json:"recover_seconds"`
 	// PerShard holds each affected shard's outage.
 	PerShard []ShardOutage `json:"per_shard"`
@@ -158,26 +228,59 @@ type FailoverKill struct {
 // ShardOutage is one shard's write outage after a kill.
 type ShardOutage struct {
 	Shard int `json:"shard"`
+	// Recovered reports an acknowledged write within the timeout; without one,
+	// OutageMs and GapMs are 0.
+	Recovered bool `json:"recovered"`
 	// OutageMs is the time from the kill to the shard's first acknowledgement after it;
-	// GapMs the time between its last acknowledgement before the kill and that one.
+	// GapMs the time between its last acknowledgement before the kill and that one
+	// (busy mode only).
 	OutageMs float64 `json:"outage_ms"`
 	GapMs    float64 `json:"gap_ms"`
+	// Attempts counts the probe's Produce calls and LastError is the error of the last
+	// failed one (idle mode only).
+	Attempts  int    `json:"attempts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // summarize fills the report's summary from its kills.
 func (r *FailoverReport) summarize() {
-	worst := make([]time.Duration, len(r.Kills))
-	for i, k := range r.Kills {
-		worst[i] = time.Duration(k.OutageMsMax * float64(time.Millisecond))
+	var worst []time.Duration
+	r.NotRecovered = 0
+	for _, k := range r.Kills {
+		r.NotRecovered += len(k.NotRecovered)
+		if len(k.NotRecovered) == 0 {
+			worst = append(worst, time.Duration(k.OutageMsMax*float64(time.Millisecond)))
+		}
 	}
 	med, mx := medianMax(worst)
 	r.OutageMsMedian, r.OutageMsMax = ms(med), ms(mx)
-	r.Met = len(r.Kills) > 0 && r.OutageMsMedian <= 1000*r.TargetSeconds
+	r.Met = len(worst) > 0 && r.NotRecovered == 0 && r.OutageMsMedian <= 1000*r.TargetSeconds
+}
+
+// fillOutages sets kill's PerShard to per and its summary from them: the median and
+// maximum outage and the maximum gap over the recovered shards, and the shards that
+// did not recover.
+func (k *FailoverKill) fillOutages(per []ShardOutage) {
+	k.PerShard = per
+	var outages, gaps []time.Duration
+	k.NotRecovered = nil
+	for _, s := range per {
+		if !s.Recovered {
+			k.NotRecovered = append(k.NotRecovered, s.Shard)
+			continue
+		}
+		outages = append(outages, time.Duration(s.OutageMs*float64(time.Millisecond)))
+		gaps = append(gaps, time.Duration(s.GapMs*float64(time.Millisecond)))
+	}
+	med, mx := medianMax(outages)
+	_, gmx := medianMax(gaps)
+	k.OutageMsMedian, k.OutageMsMax, k.GapMsMax = ms(med), ms(mx), ms(gmx)
 }
 
 // FailoverMain is `shardlog bench failover`: it parses args, runs RunFailover and
 // prints the report to stdout (a table, or JSON with --json). It returns the exit
-// status: ExitOK when the run completed, whether or not the target was met.
+// status: ExitOK when the run completed and every affected shard resumed, whether or
+// not the target was met; ExitFailed when a shard took no write within --timeout.
 func FailoverMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench failover", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -190,9 +293,15 @@ func FailoverMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&fc.RecordSize, "record-size", fc.RecordSize, "record value size in bytes")
 	fs.Float64Var(&fc.Rate, "rate", fc.Rate, "total send rate in records/s, spread evenly over the shards")
 	fs.IntVar(&fc.Kills, "kills", fc.Kills, "number of measured kills")
-	fs.DurationVar(&fc.Settle, "settle", fc.Settle, "steady traffic before each kill")
+	fs.DurationVar(&fc.Settle, "settle", fc.Settle, "busy mode: steady traffic before each kill")
 	fs.DurationVar(&fc.Timeout, "timeout", fc.Timeout, "longest wait for the affected shards to resume after a kill")
 	fs.Uint64Var(&fc.Seed, "seed", fc.Seed, "seed of the payloads")
+	fs.DurationVar(&fc.RequestTimeout, "request-timeout", fc.RequestTimeout, "busy mode: longest wait for one Produce call of the producer (a call to a stopped leader waits this long)")
+	fs.StringVar(&fc.Signal, "signal", fc.Signal, "what hits the leader's node: kill (SIGKILL, then restart) or stop (SIGSTOP, then SIGCONT)")
+	fs.BoolVar(&fc.Idle, "idle", fc.Idle, "idle mode: no load, the shards quiesce for --idle-wait, then the node leading the most shards is hit and each of its shards probed with one write")
+	fs.DurationVar(&fc.IdleWait, "idle-wait", fc.IdleWait, "idle mode: time without writes before each kill (shards quiesce after 5 s with the servers' defaults)")
+	fs.DurationVar(&fc.ProbeInterval, "probe-interval", fc.ProbeInterval, "idle mode: time between the starts of a probe write's attempts")
+	fs.DurationVar(&fc.ProbeTimeout, "probe-timeout", fc.ProbeTimeout, "idle mode: longest wait for one attempt of a probe write")
 	if !sf.parse(fs, args, c, stderr) {
 		return ExitUsage
 	}
@@ -224,8 +333,12 @@ func RunFailover(ctx context.Context, fc FailoverConfig) (*FailoverReport, error
 	rep := &FailoverReport{
 		Started: time.Now(), Machine: describeMachine(), Topic: topic, Nodes: len(t.servers),
 		Shards: fc.Shards, ReplicationFactor: fc.ReplicationFactor, RecordSize: fc.RecordSize, Rate: fc.Rate,
-		ServerArgs: cfg.ServerArgs, SettleSeconds: fc.Settle.Seconds(), TimeoutSeconds: fc.Timeout.Seconds(),
+		ServerArgs: cfg.ServerArgs, Mode: fc.mode(), Signal: fc.Signal,
+		SettleSeconds: fc.Settle.Seconds(), TimeoutSeconds: fc.Timeout.Seconds(), RequestTimeoutSeconds: fc.RequestTimeout.Seconds(),
 		TargetSeconds: FailoverTargetSeconds, Kills: []FailoverKill{},
+	}
+	if fc.Idle {
+		rep.IdleWaitSeconds, rep.ProbeIntervalMs, rep.ProbeTimeoutMs = fc.IdleWait.Seconds(), ms(fc.ProbeInterval), ms(fc.ProbeTimeout)
 	}
 	defer func() { rep.Seconds = time.Since(rep.Started).Seconds() }()
 	r := &failoverRun{fc: fc, t: t, log: cfg.Logger, topic: topic, errs: &errorLog{}}
@@ -235,6 +348,14 @@ func RunFailover(ctx context.Context, fc FailoverConfig) (*FailoverReport, error
 	return rep, err
 }
 
+// signalText describes signal for the text report.
+func signalText(signal string) string {
+	if signal == SignalStop {
+		return "SIGSTOP, SIGCONT after the measurement"
+	}
+	return "SIGKILL, restart after the measurement"
+}
+
 // WriteFailoverText prints r as a human-readable table.
 func WriteFailoverText(w io.Writer, r *FailoverReport) {
 	args := ""
@@ -242,18 +363,28 @@ func WriteFailoverText(w io.Writer, r *FailoverReport) {
 		args = ", server args " + strings.Join(r.ServerArgs, " ")
 	}
 	fmt.Fprintf(w, "failover   topic %s: %d shards, RF %d on %d nodes%s\n", r.Topic, r.Shards, r.ReplicationFactor, r.Nodes, args)
-	fmt.Fprintf(w, "load       %.0f records/s of %d B, %.1f s settle before each kill, %.0f s timeout\n",
-		r.Rate, r.RecordSize, r.SettleSeconds, r.TimeoutSeconds)
+	fmt.Fprintf(w, "mode       %s, signal %s (%s)\n", r.Mode, r.Signal, signalText(r.Signal))
+	if r.Mode == "idle" {
+		fmt.Fprintf(w, "idle       no writes for %.1f s before each kill; one probe write per affected shard through the survivors, "+
+			"an attempt every %.0f ms of at most %.0f ms, %.0f s timeout\n", r.IdleWaitSeconds, r.ProbeIntervalMs, r.ProbeTimeoutMs, r.TimeoutSeconds)
+	} else {
+		fmt.Fprintf(w, "load       %.0f records/s of %d B, %.1f s settle before each kill, %.0f s timeout, %.1f s request timeout\n",
+			r.Rate, r.RecordSize, r.SettleSeconds, r.TimeoutSeconds, r.RequestTimeoutSeconds)
+	}
 	fmt.Fprintf(w, "machine    %d CPUs %s, %.1f GiB, %s\n", r.Machine.CPUs, r.Machine.CPUModel, float64(r.Machine.MemBytes)/(1<<30), r.Machine.OS)
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "kill  node   shards            outage max ms  outage median ms  gap max ms  leader ms  errors  failed RPCs  recover s")
+	fmt.Fprintln(w, "kill  node   shards            no write  outage max ms  outage median ms  gap max ms  leader ms  errors  failed RPCs  recover s")
 	for i, k := range r.Kills {
 		shards := make([]string, len(k.Shards))
 		for j, s := range k.Shards {
 			shards[j] = strconv.Itoa(s)
 		}
-		fmt.Fprintf(w, "%4d  %-5s  %-16s  %13.1f  %16.1f  %10.1f  %9.1f  %6d  %11d  %9.2f\n", i+1, k.Node, strings.Join(shards, ","),
-			k.OutageMsMax, k.OutageMsMedian, k.GapMsMax, k.LeaderMs, k.Errors, k.FailedRPCs, k.RecoverSeconds)
+		resumed := len(k.NotRecovered) < len(k.Shards)
+		fmt.Fprintf(w, "%4d  %-5s  %-16s  %8d  %13s  %16s  %10s  %9s  %6d  %11d  %9.2f\n", i+1, k.Node, strings.Join(shards, ","),
+			len(k.NotRecovered), msOrDash(k.OutageMsMax, resumed), msOrDash(k.OutageMsMedian, resumed),
+			msOrDash(k.GapMsMax, resumed && r.Mode != "idle"), msOrDash(k.LeaderMs, k.LeaderError == ""),
+			k.Errors, k.FailedRPCs, k.RecoverSeconds)
+		writeShardOutages(w, r, k)
 	}
 	fmt.Fprintln(w)
 	verdict := "misses"
@@ -261,10 +392,56 @@ func WriteFailoverText(w io.Writer, r *FailoverReport) {
 		verdict = "meets"
 	}
 	fmt.Fprintf(w, "outage     worst affected shard per kill: median %.1f ms, max %.1f ms over %d kills (%s the <= %.1f s target)\n",
-		r.OutageMsMedian, r.OutageMsMax, len(r.Kills), verdict, r.TargetSeconds)
+		r.OutageMsMedian, r.OutageMsMax, len(r.Kills)-killsNotRecovered(r), verdict, r.TargetSeconds)
+	if r.NotRecovered > 0 {
+		fmt.Fprintf(w, "NOT RECOVERED  %d shards took no write within %.0f s of the kill (listed above)\n", r.NotRecovered, r.TimeoutSeconds)
+	}
 	fmt.Fprintf(w, "records    %d acknowledged, %d errors\n", r.Acked, r.Errors)
 	for _, m := range r.ErrorMessages {
 		fmt.Fprintf(w, "           %s\n", m)
 	}
 	fmt.Fprintf(w, "took       %.1f s\n", r.Seconds)
+}
+
+// writeShardOutages prints kill k's per-shard lines, and why no new leader was seen.
+func writeShardOutages(w io.Writer, r *FailoverReport, k FailoverKill) {
+	for _, s := range k.PerShard {
+		var tail string
+		if s.Attempts > 0 {
+			tail = fmt.Sprintf(", %d attempts", s.Attempts)
+		}
+		if s.LastError != "" {
+			tail += ", last error: " + s.LastError
+		}
+		switch {
+		case !s.Recovered:
+			fmt.Fprintf(w, "        shard %d: no write acknowledged within %.0f s%s\n", s.Shard, r.TimeoutSeconds, tail)
+		case r.Mode == "idle":
+			fmt.Fprintf(w, "        shard %d: %.1f ms%s\n", s.Shard, s.OutageMs, tail)
+		default:
+			fmt.Fprintf(w, "        shard %d: %.1f ms (gap %.1f ms)\n", s.Shard, s.OutageMs, s.GapMs)
+		}
+	}
+	if k.LeaderError != "" {
+		fmt.Fprintf(w, "        leaders: %s\n", k.LeaderError)
+	}
+}
+
+// msOrDash formats v with one decimal when ok, else as "-".
+func msOrDash(v float64, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// killsNotRecovered counts r's kills with a shard that did not recover.
+func killsNotRecovered(r *FailoverReport) int {
+	n := 0
+	for _, k := range r.Kills {
+		if len(k.NotRecovered) > 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -52,3 +52,39 @@ func medianMax(ds []time.Duration) (median, maximum time.Duration) {
 
 // ms converts d to fractional milliseconds.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// probeOutages turns idle probe results into per-shard outages, measured from killAt
+// to the probe's acknowledgement, and counts the failed attempts.
+func probeOutages(res []probeResult, killAt time.Time) (per []ShardOutage, failed uint64) {
+	per = make([]ShardOutage, 0, len(res))
+	for _, p := range res {
+		o := ShardOutage{Shard: p.shard, Attempts: p.attempts}
+		if p.lastErr != nil {
+			o.LastError = p.lastErr.Error()
+		}
+		failed += uint64(p.attempts)
+		if !p.acked.IsZero() {
+			o.Recovered, o.OutageMs = true, ms(p.acked.Sub(killAt))
+			failed--
+		}
+		per = append(per, o)
+	}
+	return per, failed
+}
+
+// mostLeader returns the node ID that leads the most of the shards whose leaders are
+// given (0: no leader), the lowest ID on a tie; 0 when no shard has a leader.
+func mostLeader(leaders []uint64) uint64 {
+	count := map[uint64]int{}
+	var best uint64
+	for _, l := range leaders {
+		if l == 0 {
+			continue
+		}
+		count[l]++
+		if c, b := count[l], count[best]; best == 0 || c > b || (c == b && l < best) {
+			best = l
+		}
+	}
+	return best
+}

@@ -2,9 +2,11 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,27 +120,76 @@ func (r *failoverRun) run(ctx context.Context, rep *FailoverReport) error {
 			}
 		}()
 	}
-	stop, err := r.startLoad(ctx)
-	if err != nil {
-		return err
+	wait := r.fc.Settle
+	if r.fc.Idle {
+		wait = r.fc.IdleWait
+		if err := r.firstRecords(ctx); err != nil {
+			return err
+		}
+		defer func() { rep.Acked = r.acks.total.Load() }()
+	} else {
+		stop, err := r.startLoad(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stop()
+			rep.Acked = r.acks.total.Load()
+		}()
 	}
-	defer func() {
-		stop()
-		rep.Acked = r.acks.total.Load()
-	}()
+	// A kill whose shards did not all resume does not end the run: the cluster was
+	// healthy again after it, so the next kills still measure. The run fails at the end.
+	var failures []string
 	for k := range r.fc.Kills {
-		sleepUntil(ctx, time.Now().Add(r.fc.Settle))
+		sleepUntil(ctx, time.Now().Add(wait))
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		kill, err := r.killOnce(ctx, adm, k)
-		if err != nil {
-			return fmt.Errorf("bench: kill %d: %w", k+1, err)
+		if kill != nil {
+			rep.Kills = append(rep.Kills, *kill)
+			r.log.Info("kill measured", "kill", k+1, "node", kill.Node, "shards", kill.Shards, "not_recovered", kill.NotRecovered,
+				"outage_ms_max", kill.OutageMsMax, "outage_ms_median", kill.OutageMsMedian, "leader_ms", kill.LeaderMs)
+			if why := killFailure(k+1, *kill, r.fc.Signal, r.fc.Timeout); why != "" {
+				failures = append(failures, why)
+			}
 		}
-		rep.Kills = append(rep.Kills, kill)
-		r.log.Info("kill measured", "kill", k+1, "node", kill.Node, "shards", kill.Shards,
-			"outage_ms_max", kill.OutageMsMax, "outage_ms_median", kill.OutageMsMedian, "leader_ms", kill.LeaderMs)
+		if err != nil {
+			err = fmt.Errorf("kill %d: %w", k+1, err)
+			if len(failures) > 0 {
+				err = fmt.Errorf("%s; %w", strings.Join(failures, "; "), err)
+			}
+			return err
+		}
 	}
+	if len(failures) > 0 {
+		return errors.New(strings.Join(failures, "; "))
+	}
+	return nil
+}
+
+// firstRecords writes one record to every shard of the idle run, through every node,
+// so that each shard has a settled leader before the shards are left to quiesce.
+func (r *failoverRun) firstRecords(ctx context.Context) error {
+	r.acks = newAckLog(r.fc.Shards)
+	all := make([]int, r.fc.Shards)
+	for i := range all {
+		all[i] = i
+	}
+	pr, err := newProber(r.t.addrs, r.topic, all, r.fc.RecordSize, r.fc.Seed)
+	if err != nil {
+		return err
+	}
+	defer pr.close()
+	start := time.Now()
+	for _, res := range probeShards(ctx, pr.send, all, start, start.Add(r.fc.Timeout), r.fc.ProbeInterval, r.fc.ProbeTimeout) {
+		if res.acked.IsZero() {
+			return fmt.Errorf("shard %d: the first record was not acknowledged within %v (%d attempts, last error: %v)",
+				res.shard, r.fc.Timeout, res.attempts, res.lastErr)
+		}
+		r.acks.add(res.shard, res.acked)
+	}
+	r.log.Info("one record written per shard; leaving the shards idle", "shards", r.fc.Shards, "idle_wait", r.fc.IdleWait)
 	return nil
 }
 
@@ -154,7 +205,7 @@ func (r *failoverRun) startLoad(ctx context.Context) (stop func(), err error) {
 	// NB: the delivery timeout is well above --timeout so that no record is given up
 	// during a failover: the outage is seen as a late acknowledgement, not as an error.
 	p, err := c.NewProducer(ctx, r.topic, client.ProducerOptions{
-		Compression: "none", DeliveryTimeout: max(2*r.fc.Timeout, client.DefaultDeliveryTimeout),
+		Compression: "none", DeliveryTimeout: max(2*r.fc.Timeout, client.DefaultDeliveryTimeout), RequestTimeout: r.fc.RequestTimeout,
 	})
 	if err != nil {
 		_ = c.Close()
@@ -213,37 +264,50 @@ func (r *failoverRun) shardLoop(ctx context.Context, p *client.Producer, shard i
 	}
 }
 
-// killOnce measures kill k (0-based): it kills the node leading shard k%Shards, waits
-// for its shards to resume and for new leaders, then restarts it and waits until the
-// cluster is healthy again.
-func (r *failoverRun) killOnce(ctx context.Context, adm *client.Client, k int) (FailoverKill, error) {
-	var kill FailoverKill
-	victim, leader, affected, err := r.pickVictim(ctx, adm, k%r.fc.Shards)
-	if err != nil {
-		return kill, err
+// killOnce measures kill k (0-based): it hits (kills or stops) the node leading shard
+// k%Shards (idle: the node leading the most shards), waits for its shards to resume
+// and for new leaders, then restarts or continues it and waits until the cluster is
+// healthy again. The kill is returned once the node was hit, also with an error (the
+// cluster not healthy again); shards that did not resume and leaders not seen are in
+// the kill, not errors.
+func (r *failoverRun) killOnce(ctx context.Context, adm *client.Client, k int) (*FailoverKill, error) {
+	shard := k % r.fc.Shards
+	if r.fc.Idle {
+		shard = -1
 	}
-	kill.Node, kill.NodeID, kill.Shards = r.t.servers[victim].name, leader, affected
+	victim, leader, ls, err := r.pickVictim(ctx, adm, shard)
+	if err != nil {
+		return nil, err
+	}
+	affected := make([]int, len(ls))
+	for i, s := range ls {
+		affected[i] = s.index
+	}
+	kill := &FailoverKill{Node: r.t.servers[victim].name, NodeID: leader, Shards: affected}
 	var survivors []string
 	for i, s := range r.t.servers {
 		if i != victim {
 			survivors = append(survivors, s.addr)
 		}
 	}
-	// Dialed before the kill, so that the leader poll asks a surviving node at once.
-	surv, err := client.Dial(ctx, survivors, client.Options{Logger: r.log})
+	// Connected before the kill, so that the leader poll and the probes ask a surviving
+	// node at once.
+	pr, err := newProber(survivors, r.topic, affected, r.fc.RecordSize, r.fc.Seed+uint64(k+1))
 	if err != nil {
-		return kill, err
+		return nil, err
 	}
-	defer surv.Close()
-	r.acks.trim(time.Now().Add(-time.Second))
+	defer pr.close()
+	if !r.fc.Idle {
+		r.acks.trim(time.Now().Add(-time.Second))
+	}
 	errsBefore, rpcsBefore := r.errs.n.Load(), r.codes.total()
 
 	killAt := time.Now()
-	if err := r.t.cluster.Kill(victim); err != nil {
-		return kill, err
+	if err := r.hit(ctx, victim); err != nil {
+		return nil, err
 	}
 	goneAt := time.Now()
-	r.log.Info("killed", "node", kill.Node, "pid_gone_ms", ms(goneAt.Sub(killAt)), "shards", affected)
+	r.log.Info("hit", "node", kill.Node, "signal", r.fc.Signal, "gone_ms", ms(goneAt.Sub(killAt)), "shards", affected)
 	deadline := goneAt.Add(r.fc.Timeout)
 	type polled struct {
 		d   time.Duration
@@ -251,9 +315,68 @@ func (r *failoverRun) killOnce(ctx context.Context, adm *client.Client, k int) (
 	}
 	leaderDone := make(chan polled, 1)
 	go func() {
-		d, err := pollLeaders(ctx, surv, r.topic, affected, leader, killAt, deadline)
+		d, err := pollLeaders(ctx, pr.conns, ls, leader, killAt, deadline)
 		leaderDone <- polled{d, err}
 	}()
+	var per []ShardOutage
+	var failedProbes uint64
+	if r.fc.Idle {
+		res := probeShards(ctx, pr.send, affected, goneAt, deadline, r.fc.ProbeInterval, r.fc.ProbeTimeout)
+		for _, p := range res {
+			if !p.acked.IsZero() {
+				r.acks.add(p.shard, p.acked)
+			}
+		}
+		per, failedProbes = probeOutages(res, killAt)
+	} else {
+		per = r.awaitLoad(ctx, affected, killAt, goneAt, deadline)
+	}
+	lp := <-leaderDone
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	kill.fillOutages(per)
+	if lp.err != nil {
+		kill.LeaderError = lp.err.Error()
+	} else {
+		kill.LeaderMs = ms(lp.d)
+	}
+	return kill, r.finishKill(ctx, adm, victim, kill, errsBefore, rpcsBefore, failedProbes)
+}
+
+// finishKill restarts or continues the hit node, waits for a healthy cluster and
+// completes kill's counters (failedProbes: the probes' failed attempts). It fails
+// when the cluster is not healthy again.
+func (r *failoverRun) finishKill(ctx context.Context, adm *client.Client, victim int, kill *FailoverKill,
+	errsBefore, rpcsBefore, failedProbes uint64) error {
+	verb := map[string]string{SignalKill: "restarting", SignalStop: "continuing"}[r.fc.Signal]
+	r.log.Info(verb, "node", kill.Node)
+	restore := time.Now()
+	rerr := r.restore(ctx, adm, victim)
+	kill.RecoverSeconds = time.Since(restore).Seconds()
+	kill.Errors, kill.FailedRPCs = r.errs.n.Load()-errsBefore, r.codes.total()-rpcsBefore+failedProbes
+	return rerr
+}
+
+// killFailure says what went wrong in kill k (1-based): shards that took no write
+// within timeout, no new leader seen; "" when nothing did.
+func killFailure(k int, kill FailoverKill, signal string, timeout time.Duration) string {
+	var why []string
+	if len(kill.NotRecovered) > 0 {
+		why = append(why, fmt.Sprintf("shards %v took no write within %v", kill.NotRecovered, timeout))
+	}
+	if kill.LeaderError != "" {
+		why = append(why, kill.LeaderError)
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("kill %d (%s of %s): %s", k, signal, kill.Node, strings.Join(why, "; "))
+}
+
+// awaitLoad waits until every shard in affected has an acknowledgement of the load at
+// or after goneAt, or deadline, and measures their outages.
+func (r *failoverRun) awaitLoad(ctx context.Context, affected []int, killAt, goneAt, deadline time.Time) []ShardOutage {
 	waitUntil(ctx, time.Until(deadline), func() bool {
 		for _, s := range affected {
 			if !r.acks.since(s, goneAt) {
@@ -262,31 +385,34 @@ func (r *failoverRun) killOnce(ctx context.Context, adm *client.Client, k int) (
 		}
 		return true
 	})
-	lp := <-leaderDone
-	if err := ctx.Err(); err != nil {
-		return kill, err
+	per := make([]ShardOutage, 0, len(affected))
+	for _, s := range affected {
+		outage, gap, ok := shardOutage(r.acks.snapshot(s), killAt, goneAt)
+		if !ok || killAt.Add(outage).After(deadline) {
+			per = append(per, ShardOutage{Shard: s})
+			continue
+		}
+		per = append(per, ShardOutage{Shard: s, Recovered: true, OutageMs: ms(outage), GapMs: ms(gap)})
 	}
-	if err := r.measure(&kill, killAt, goneAt, deadline); err != nil {
-		return kill, err
-	}
-	if lp.err != nil {
-		return kill, lp.err
-	}
-	kill.LeaderMs = ms(lp.d)
-
-	r.log.Info("restarting", "node", kill.Node)
-	restart := time.Now()
-	if err := r.restart(ctx, adm, victim); err != nil {
-		return kill, err
-	}
-	kill.RecoverSeconds = time.Since(restart).Seconds()
-	kill.Errors, kill.FailedRPCs = r.errs.n.Load()-errsBefore, r.codes.total()-rpcsBefore
-	return kill, nil
+	return per
 }
 
-// pickVictim returns the index of the server leading shard, its node ID and the shards
-// it leads.
-func (r *failoverRun) pickVictim(ctx context.Context, adm *client.Client, shard int) (victim int, leader uint64, affected []int, err error) {
+// hit sends the run's signal to server i and returns once its process is gone (kill)
+// or stopped (stop).
+func (r *failoverRun) hit(ctx context.Context, i int) error {
+	if r.fc.Signal != SignalStop {
+		return r.t.cluster.Kill(i)
+	}
+	pid := r.t.cluster.PID(i)
+	if err := r.t.cluster.Pause(i); err != nil {
+		return err
+	}
+	return waitStopped(ctx, pid, 10*time.Second)
+}
+
+// pickVictim returns the index of the server leading shard (-1: the server leading the
+// most shards), its node ID and the shards it leads.
+func (r *failoverRun) pickVictim(ctx context.Context, adm *client.Client, shard int) (victim int, leader uint64, affected []leaderShard, err error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	info, err := adm.DescribeTopic(dctx, r.topic, false)
@@ -297,7 +423,16 @@ func (r *failoverRun) pickVictim(ctx context.Context, adm *client.Client, shard 
 	if len(shards) != r.fc.Shards {
 		return 0, 0, nil, fmt.Errorf("topic %s has %d shards, want %d", r.topic, len(shards), r.fc.Shards)
 	}
-	leader = shards[shard].GetLeaderNodeId()
+	leaders := make([]uint64, len(shards))
+	for i, s := range shards {
+		leaders[i] = s.GetLeaderNodeId()
+	}
+	if shard < 0 {
+		leader = mostLeader(leaders)
+		shard = max(slices.Index(leaders, leader), 0)
+	} else {
+		leader = leaders[shard]
+	}
 	victim = -1
 	for _, rp := range shards[shard].GetReplicas() {
 		if leader != 0 && rp.GetNodeId() == leader {
@@ -312,77 +447,28 @@ func (r *failoverRun) pickVictim(ctx context.Context, adm *client.Client, shard 
 		return 0, 0, nil, fmt.Errorf("shard %d: leader node %d is not a started server", shard, leader)
 	}
 	for _, s := range shards {
-		if s.GetLeaderNodeId() == leader {
-			affected = append(affected, int(s.GetIndex()))
+		if s.GetLeaderNodeId() != leader {
+			continue
 		}
+		ls := leaderShard{index: int(s.GetIndex()), id: s.GetShardId(), nodeOf: map[uint64]uint64{}}
+		for _, rp := range s.GetReplicas() {
+			ls.nodeOf[rp.GetReplicaId()] = rp.GetNodeId()
+		}
+		affected = append(affected, ls)
 	}
 	return victim, leader, affected, nil
 }
 
-// measure fills kill's outages from the acknowledgement times; a shard without an
-// acknowledgement by deadline is an error naming it.
-func (r *failoverRun) measure(kill *FailoverKill, killAt, goneAt, deadline time.Time) error {
-	var outages, gaps []time.Duration
-	var missing []int
-	for _, s := range kill.Shards {
-		outage, gap, ok := shardOutage(r.acks.snapshot(s), killAt, goneAt)
-		if !ok || killAt.Add(outage).After(deadline) {
-			missing = append(missing, s)
-			continue
-		}
-		outages, gaps = append(outages, outage), append(gaps, gap)
-		kill.PerShard = append(kill.PerShard, ShardOutage{Shard: s, OutageMs: ms(outage), GapMs: ms(gap)})
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("node %s killed: shards %v did not resume writes within %v", kill.Node, missing, r.fc.Timeout)
-	}
-	med, mx := medianMax(outages)
-	_, gmx := medianMax(gaps)
-	kill.OutageMsMedian, kill.OutageMsMax, kill.GapMsMax = ms(med), ms(mx), ms(gmx)
-	return nil
-}
-
-// pollLeaders polls DescribeTopic every leaderPollInterval until every shard in
-// affected has a leader other than dead, and returns the time from killAt to the
-// answer that showed it. It fails at deadline, naming the shards still without one.
-func pollLeaders(ctx context.Context, c *client.Client, topic string, affected []int, dead uint64, killAt, deadline time.Time) (time.Duration, error) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	waiting := affected
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, time.Second)
-		info, err := c.DescribeTopic(cctx, topic, false)
-		ccancel()
-		at := time.Now()
-		if err == nil {
-			waiting = waiting[:0:0]
-			for _, s := range affected {
-				if s >= len(info.GetShards()) {
-					waiting = append(waiting, s)
-					continue
-				}
-				if l := info.GetShards()[s].GetLeaderNodeId(); l == 0 || l == dead {
-					waiting = append(waiting, s)
-				}
-			}
-			if len(waiting) == 0 {
-				return at.Sub(killAt), nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("shards %v had no new leader within %v of the kill", waiting, deadline.Sub(killAt).Round(time.Millisecond))
-		case <-time.After(leaderPollInterval):
-		}
-	}
-}
-
-// restart starts node i again and waits until it serves, every node is ALIVE and every
-// shard of the topic has a leader.
-func (r *failoverRun) restart(ctx context.Context, adm *client.Client, i int) error {
+// restore starts node i again (kill) or continues it (stop) and waits until it
+// serves, every node is ALIVE and every shard of the topic has a leader.
+func (r *failoverRun) restore(ctx context.Context, adm *client.Client, i int) error {
 	ctx, cancel := context.WithTimeout(ctx, recoverTimeout)
 	defer cancel()
-	if err := r.t.cluster.StartNode(i); err != nil {
+	if r.fc.Signal == SignalStop {
+		if err := r.t.cluster.Resume(i); err != nil {
+			return err
+		}
+	} else if err := r.t.cluster.StartNode(i); err != nil {
 		return err
 	}
 	if err := r.t.cluster.WaitServing(ctx, i); err != nil {
@@ -396,7 +482,7 @@ func (r *failoverRun) restart(ctx context.Context, adm *client.Client, i int) er
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster not healthy %v after restarting %s: %s", recoverTimeout, r.t.servers[i].name, why)
+			return fmt.Errorf("cluster not healthy %v after restoring %s: %s", recoverTimeout, r.t.servers[i].name, why)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -477,15 +477,17 @@ func endOffsets(ctx context.Context, adm *client.Client, topic string) (map[uint
 
 // waitUntil polls cond every 20ms until it holds, timeout passes or ctx ends.
 func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+	return waitUntilEvery(ctx, timeout, 20*time.Millisecond, cond)
+}
+
+// waitUntilEvery polls cond every step until it holds, timeout passes or ctx ends.
+func waitUntilEvery(ctx context.Context, timeout, step time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return false
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-		}
+		sleepUntil(ctx, time.Now().Add(step))
 	}
 	return true
 }
