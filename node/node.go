@@ -30,7 +30,7 @@ import (
 //
 // Goroutines (all owned by Node and joined in Close): the gRPC server; metaLoop, which
 // refreshes the meta view and reconciles replicas; registerLoop until the view shows
-// this node; two n.every loops (retention, leader balance). n.runMu is a leaf lock (never held across a
+// this node; three n.every loops (retention, leader balance, disk space). n.runMu is a leaf lock (never held across a
 // dragonboat call).
 type Node struct {
 	cfg Config
@@ -45,6 +45,7 @@ type Node struct {
 	lis    net.Listener
 	peers  *peerPool
 	gate   *seqGate
+	disk   *diskMonitor
 
 	view        atomic.Pointer[meta.State]
 	metaChanged chan struct{}
@@ -95,6 +96,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		metaChanged: make(chan struct{}, 1),
 		running:     map[uint64]uint64{},
 	}
+	n.disk = newDiskMonitor(cfg.Dir, cfg.MinFreeDiskBytes, statfs, n.log)
+	n.disk.check() // before gossip starts, so the first metadata carries the disk state
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -127,11 +130,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startGossip(seeds); err != nil {
 		return nil, err
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.metaLoop()
 	go n.registerLoop()
 	go n.every(n.cfg.RetentionInterval, n.applyRetention)
 	go n.every(n.cfg.LeaderBalanceInterval, n.balanceLeaders)
+	go n.every(diskCheckInterval, n.checkDisk)
 	n.log.Info("node started", "client", cfg.ClientAddr(), "raft", cfg.RaftAddr(), "gossip", cfg.GossipAddr(),
 		"zone", cfg.Zone, "meta_voter", n.id.MetaVoter)
 	return n, nil
@@ -213,7 +217,7 @@ func (n *Node) startGossip(seeds []string) error {
 		BindPort:      n.cfg.GossipPort,
 		AdvertiseAddr: n.cfg.AdvertiseHost,
 		AdvertisePort: n.cfg.GossipPort,
-		Meta:          gossip.NodeMeta{ClientAddr: n.cfg.ClientAddr(), Zone: n.cfg.Zone},
+		Meta:          n.gossipMeta(),
 		Logger:        n.log,
 		Fast:          n.cfg.GossipFast,
 		Seeds:         n.gossipSeeds,
