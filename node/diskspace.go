@@ -67,7 +67,7 @@ type diskMonitor struct {
 
 	mu        sync.Mutex // serializes check
 	failing   bool       // the last statfs failed (logged once per failure streak); guarded by mu
-	published bool       // the full flag last put into gossip; Node.checkDisk only
+	published bool       // the full flag last put into gossip; set by gossipMeta (in Start, then only on checkDisk)
 }
 
 func newDiskMonitor(dir string, minFree int64, fs func(string) (diskSpace, error), log *slog.Logger) *diskMonitor {
