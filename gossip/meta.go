@@ -13,6 +13,15 @@ type NodeMeta struct {
 	// Zone is the node's failure domain (rack, availability zone); may be
 	// empty.
 	Zone string
+	// DiskFull says the free space of the node's data file system is below
+	// its --min-free-disk: leaders refuse writes to the shards it holds.
+	DiskFull bool
+	// DiskFreeBytes and MinFreeDiskBytes are the free space and the limit
+	// when the node last became full (zero while DiskFull is false), so
+	// another node's refusal can name them. They change only when DiskFull
+	// does: gossiping the live figure would rebroadcast every second.
+	DiskFreeBytes    uint64
+	MinFreeDiskBytes uint64
 }
 
 // wireMeta is NodeMeta as gossiped: compact JSON with one-letter keys, plus
@@ -22,11 +31,15 @@ type wireMeta struct {
 	ClientAddr string `json:"c,omitempty"`
 	Zone       string `json:"z,omitempty"`
 	Leaving    bool   `json:"l,omitempty"`
+	DiskFull   bool   `json:"d,omitempty"`
+	DiskFree   uint64 `json:"df,omitempty"`
+	DiskMin    uint64 `json:"dm,omitempty"`
 }
 
 // encodeMeta encodes metadata for memberlist.
 func encodeMeta(m NodeMeta, leaving bool) ([]byte, error) {
-	b, err := json.Marshal(wireMeta{ClientAddr: m.ClientAddr, Zone: m.Zone, Leaving: leaving})
+	b, err := json.Marshal(wireMeta{ClientAddr: m.ClientAddr, Zone: m.Zone, Leaving: leaving,
+		DiskFull: m.DiskFull, DiskFree: m.DiskFreeBytes, DiskMin: m.MinFreeDiskBytes})
 	if err != nil {
 		return nil, fmt.Errorf("gossip: encode node meta: %w", err)
 	}
@@ -43,7 +56,8 @@ func decodeMeta(b []byte) (m NodeMeta, leaving bool, err error) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return NodeMeta{}, false, fmt.Errorf("gossip: decode node meta: %w", err)
 	}
-	return NodeMeta{ClientAddr: w.ClientAddr, Zone: w.Zone}, w.Leaving, nil
+	return NodeMeta{ClientAddr: w.ClientAddr, Zone: w.Zone, DiskFull: w.DiskFull,
+		DiskFreeBytes: w.DiskFree, MinFreeDiskBytes: w.DiskMin}, w.Leaving, nil
 }
 
 // msgLeaving tags the user message a node sends to each peer before it

@@ -17,6 +17,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		{name: "full", meta: NodeMeta{ClientAddr: "10.0.0.1:7400", Zone: "eu-west-1a"}},
 		{name: "leaving", meta: NodeMeta{ClientAddr: "[::1]:7400"}, leaving: true},
 		{name: "unicode", meta: NodeMeta{Zone: "zone-é\"\\"}},
+		{name: "disk full", meta: NodeMeta{ClientAddr: "h:1", DiskFull: true, DiskFreeBytes: 63 << 20, MinFreeDiskBytes: 1 << 30}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

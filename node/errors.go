@@ -85,6 +85,9 @@ func metaCode(c meta.Code) codes.Code {
 // within the same request: nothing was appended, or the outcome is unknown and the
 // caller deduplicates (dedupe is true when the request carries a producer ID).
 func retryable(err error, dedupe bool) bool {
+	if isDiskFull(err) {
+		return false // stays so until space is freed; the client retries with its backoff
+	}
 	switch status.Code(toStatus(err)) {
 	case codes.Unavailable, codes.ResourceExhausted:
 		return true

@@ -30,8 +30,8 @@ import (
 //
 // Goroutines (all owned by Node and joined in Close): the gRPC server; metaLoop, which
 // refreshes the meta view and reconciles replicas; registerLoop until the view shows
-// this node; wakeLoop, which wakes quiesced shards whose leader failed; two n.every
-// loops (retention, leader balance). n.runMu is a leaf lock (never held across a
+// this node; wakeLoop, which wakes quiesced shards whose leader failed; three n.every
+// loops (retention, leader balance, disk space). n.runMu is a leaf lock (never held across a
 // dragonboat call).
 type Node struct {
 	cfg Config
@@ -46,6 +46,7 @@ type Node struct {
 	lis    net.Listener
 	peers  *peerPool
 	gate   *seqGate
+	disk   *diskMonitor
 
 	view        atomic.Pointer[meta.State]
 	metaChanged chan struct{}
@@ -96,6 +97,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		metaChanged: make(chan struct{}, 1),
 		running:     map[uint64]uint64{},
 	}
+	n.disk = newDiskMonitor(cfg.Dir, cfg.MinFreeDiskBytes, statfs, n.log)
+	n.disk.check() // before gossip starts, so the first metadata carries the disk state
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -128,12 +131,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startGossip(seeds); err != nil {
 		return nil, err
 	}
-	n.wg.Add(5)
+	n.wg.Add(6)
 	go n.metaLoop()
 	go n.wakeLoop()
 	go n.registerLoop()
 	go n.every(n.cfg.RetentionInterval, n.applyRetention)
 	go n.every(n.cfg.LeaderBalanceInterval, n.balanceLeaders)
+	go n.every(diskCheckInterval, n.checkDisk)
 	n.log.Info("node started", "client", cfg.ClientAddr(), "raft", cfg.RaftAddr(), "gossip", cfg.GossipAddr(),
 		"zone", cfg.Zone, "meta_voter", n.id.MetaVoter)
 	return n, nil
@@ -215,7 +219,7 @@ func (n *Node) startGossip(seeds []string) error {
 		BindPort:      n.cfg.GossipPort,
 		AdvertiseAddr: n.cfg.AdvertiseHost,
 		AdvertisePort: n.cfg.GossipPort,
-		Meta:          gossip.NodeMeta{ClientAddr: n.cfg.ClientAddr(), Zone: n.cfg.Zone},
+		Meta:          n.gossipMeta(),
 		Logger:        n.log,
 		Fast:          n.cfg.GossipFast,
 		Seeds:         n.gossipSeeds,

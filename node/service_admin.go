@@ -243,6 +243,7 @@ func (s *adminService) DescribeCluster(ctx context.Context, _ *pb.DescribeCluste
 		}
 		ni := &pb.NodeInfo{NodeId: uint64(nd.ID), ClientAddr: nd.ClientAddr, RaftAddr: nd.RaftAddr, GossipAddr: nd.GossipAddr,
 			Zone: nd.Zone, State: state, MetaVoter: nd.MetaVoter}
+		ni.DiskFull, ni.DiskFreeBytes, ni.MinFreeDiskBytes = n.diskInfo(uint64(nd.ID))
 		counts[nd.ID] = ni
 		resp.Nodes = append(resp.Nodes, ni)
 	}

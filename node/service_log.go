@@ -80,6 +80,9 @@ func (n *Node) limits() segment.Limits {
 // producer pass the sequence gate first, so pipelined batches enter the Raft log in
 // order.
 func (n *Node) produceLocal(ctx context.Context, shardID uint64, req *pb.ProduceRequest) (*pb.ProduceResponse, error) {
+	if err := n.diskRefusal(shardID); err != nil {
+		return nil, err
+	}
 	payload := shard.EncodeAppend(make([]byte, 0, len(req.Batch)+32), req.ProducerId, req.Sequence, req.Batch)
 	key := gateKey{shard: shardID, producer: req.ProducerId}
 	if req.ProducerId != 0 {

@@ -198,10 +198,10 @@ func writeDump(e *env, cl *shardlogv1.DescribeClusterResponse) {
 	fmt.Fprintf(e.stdout, "cluster: answered by node %d, meta leader %s, meta index %d\n\nNODES\n",
 		cl.GetThisNodeId(), nodeString(cl.GetMetaLeaderNodeId()), cl.GetMetaIndex())
 	tw := table(e.stdout)
-	fmt.Fprintln(tw, "NODE\tSTATE\tZONE\tCLIENT\tRAFT\tGOSSIP\tMETA_VOTER\tREPLICAS\tLEADERS")
+	fmt.Fprintln(tw, "NODE\tSTATE\tZONE\tCLIENT\tRAFT\tGOSSIP\tMETA_VOTER\tREPLICAS\tLEADERS\tDISK")
 	for _, n := range cl.GetNodes() {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%t\t%d\t%d\n", n.GetNodeId(), n.GetState(), orDash(n.GetZone()),
-			n.GetClientAddr(), n.GetRaftAddr(), n.GetGossipAddr(), n.GetMetaVoter(), n.GetReplicas(), n.GetLeaders())
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%t\t%d\t%d\t%s\n", n.GetNodeId(), n.GetState(), orDash(n.GetZone()),
+			n.GetClientAddr(), n.GetRaftAddr(), n.GetGossipAddr(), n.GetMetaVoter(), n.GetReplicas(), n.GetLeaders(), diskString(n))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(e.stdout, "\nTOPICS")
@@ -216,6 +216,20 @@ func writeDump(e *env, cl *shardlogv1.DescribeClusterResponse) {
 		}
 	}
 	_ = tw.Flush()
+}
+
+// diskString is a node's DISK column: DISK_FULL with the free space and the limit
+// (writes to its shards are refused), else ok, with the free space when known (the
+// answering node's own).
+func diskString(n *shardlogv1.NodeInfo) string {
+	free, limit := n.GetDiskFreeBytes(), n.GetMinFreeDiskBytes()
+	switch {
+	case n.GetDiskFull():
+		return fmt.Sprintf("DISK_FULL(%s free < %s)", byteSize(free), byteSize(limit))
+	case free > 0:
+		return fmt.Sprintf("ok(%s free)", byteSize(free))
+	}
+	return "ok"
 }
 
 func orDash(s string) string {

@@ -55,6 +55,18 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr 
 	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", 30*time.Second, "how often shard leaders apply retention")
 	fs.BoolVar(&cfg.Quiesce, "quiesce", true, "let idle shards stop heartbeating (dragonboat quiesce); the first request wakes a shard")
 	fs.DurationVar(&cfg.WakeInterval, "wake-interval", time.Second, "how often to wake quiesced replicas whose leader's node is not ALIVE so they elect a new leader (gossip failures also trigger it); negative disables")
+	cfg.MinFreeDiskBytes = 1 << 30
+	fs.Func("min-free-disk", "free space the data directory's file system must keep (e.g. 512MiB, 2GiB, 10GB); below it produces to the shards this node holds are refused with ResourceExhausted until space is freed; 0 disables (default 1GiB)", func(s string) error {
+		b, err := parseByteSize(s)
+		if err != nil {
+			return err // the flag package names the flag
+		}
+		cfg.MinFreeDiskBytes = int64(b)
+		if b == 0 {
+			cfg.MinFreeDiskBytes = -1 // node.Config: negative disables, 0 means the default
+		}
+		return nil
+	})
 	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", 5*time.Second, "how often leaders hand shards to their preferred leader; negative disables")
 	pprofAddr = fs.String("pprof-addr", "", "serve Go's pprof endpoints (/debug/pprof/) on this host:port; empty disables")
 	logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -261,4 +273,44 @@ func waitServing(ctx context.Context, addr string, timeout time.Duration) error 
 		}
 	}
 	return errors.New("timed out waiting for " + addr)
+}
+
+// byteSize prints a byte count in binary units: 512B, 63.9MiB, 1GiB.
+type byteSize uint64
+
+func (b byteSize) String() string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%dB", uint64(b))
+	}
+	div, exp := uint64(unit), 0
+	for n := uint64(b) / unit; n >= unit && exp < 5; n /= unit {
+		div *= unit
+		exp++
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(b)/float64(div)), ".0") + string("KMGTPE"[exp]) + "iB"
+}
+
+// parseByteSize reads a size: a whole number of bytes, or a number with a unit,
+// binary (KiB, MiB, GiB, TiB) or decimal (kB or KB, MB, GB, TB), e.g. 512MiB, 1.5GiB, 10GB.
+func parseByteSize(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = t[:i], strings.TrimSpace(t[i:])
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || num == "" {
+		return 0, fmt.Errorf("size %q is not a number with an optional unit such as 512MiB", s)
+	}
+	mult, ok := map[string]float64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		"kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}[unit]
+	if !ok {
+		return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB)", s, unit)
+	}
+	if v*mult >= 1<<63 {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return uint64(v * mult), nil
 }

@@ -695,12 +695,20 @@ type NodeInfo struct {
 	GossipAddr string                 `protobuf:"bytes,4,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
 	Zone       string                 `protobuf:"bytes,5,opt,name=zone,proto3" json:"zone,omitempty"`
 	// state is the gossip state seen by the answering node: ALIVE, SUSPECT, DEAD, LEFT or UNKNOWN.
-	State         string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
-	MetaVoter     bool   `protobuf:"varint,7,opt,name=meta_voter,json=metaVoter,proto3" json:"meta_voter,omitempty"`
-	Replicas      uint32 `protobuf:"varint,8,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Leaders       uint32 `protobuf:"varint,9,opt,name=leaders,proto3" json:"leaders,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	State     string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	MetaVoter bool   `protobuf:"varint,7,opt,name=meta_voter,json=metaVoter,proto3" json:"meta_voter,omitempty"`
+	Replicas  uint32 `protobuf:"varint,8,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Leaders   uint32 `protobuf:"varint,9,opt,name=leaders,proto3" json:"leaders,omitempty"`
+	// disk_full: the free space of the node's data file system is below its
+	// --min-free-disk, so produces to the shards it holds are refused (ResourceExhausted).
+	DiskFull bool `protobuf:"varint,10,opt,name=disk_full,json=diskFull,proto3" json:"disk_full,omitempty"`
+	// disk_free_bytes and min_free_disk_bytes: for the answering node its current free
+	// space and limit; for another node the figures it gossiped when it became full
+	// (0 while it is not full).
+	DiskFreeBytes    uint64 `protobuf:"varint,11,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
+	MinFreeDiskBytes uint64 `protobuf:"varint,12,opt,name=min_free_disk_bytes,json=minFreeDiskBytes,proto3" json:"min_free_disk_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -792,6 +800,27 @@ func (x *NodeInfo) GetReplicas() uint32 {
 func (x *NodeInfo) GetLeaders() uint32 {
 	if x != nil {
 		return x.Leaders
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetDiskFull() bool {
+	if x != nil {
+		return x.DiskFull
+	}
+	return false
+}
+
+func (x *NodeInfo) GetDiskFreeBytes() uint64 {
+	if x != nil {
+		return x.DiskFreeBytes
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetMinFreeDiskBytes() uint64 {
+	if x != nil {
+		return x.MinFreeDiskBytes
 	}
 	return 0
 }
@@ -1708,7 +1737,7 @@ const file_shardlog_v1_shardlog_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aoffsets\x18\x02 \x01(\bR\aoffsets\"E\n" +
 	"\x15DescribeTopicResponse\x12,\n" +
-	"\x05topic\x18\x01 \x01(\v2\x16.shardlog.v1.TopicInfoR\x05topic\"\x81\x02\n" +
+	"\x05topic\x18\x01 \x01(\v2\x16.shardlog.v1.TopicInfoR\x05topic\"\xf5\x02\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vclient_addr\x18\x02 \x01(\tR\n" +
@@ -1721,7 +1750,11 @@ const file_shardlog_v1_shardlog_proto_rawDesc = "" +
 	"\n" +
 	"meta_voter\x18\a \x01(\bR\tmetaVoter\x12\x1a\n" +
 	"\breplicas\x18\b \x01(\rR\breplicas\x12\x18\n" +
-	"\aleaders\x18\t \x01(\rR\aleaders\"\x18\n" +
+	"\aleaders\x18\t \x01(\rR\aleaders\x12\x1b\n" +
+	"\tdisk_full\x18\n" +
+	" \x01(\bR\bdiskFull\x12&\n" +
+	"\x0fdisk_free_bytes\x18\v \x01(\x04R\rdiskFreeBytes\x12-\n" +
+	"\x13min_free_disk_bytes\x18\f \x01(\x04R\x10minFreeDiskBytes\"\x18\n" +
 	"\x16DescribeClusterRequest\"\xe6\x01\n" +
 	"\x17DescribeClusterResponse\x12 \n" +
 	"\fthis_node_id\x18\x01 \x01(\x04R\n" +
