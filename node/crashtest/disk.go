@@ -3,6 +3,7 @@ package crashtest
 import (
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"regexp"
 	"sort"
@@ -101,9 +102,20 @@ func NewDisk(p *Power) *Disk {
 }
 
 // RaftFS returns the Raft file system for the current epoch (node.Config.RaftFS).
+//
+// NB: dragonboat accepts only the real disk, *vfs.MemFS or *vfs.ErrorFS (it panics
+// "invalid fs" otherwise), so the wrapper goes inside an ErrorFS that injects no
+// errors. Its one side effect: dragonboat's step workers then recover panics whose value
+// is an error instead of crashing the process; such a shard stops, and the run fails
+// when the cluster does not settle rather than with the panic.
 func (d *Disk) RaftFS() lnivfs.FS {
-	return &raftFS{FS: d.raft, power: d.power, epoch: d.power.Epoch()}
+	return lnivfs.Wrap(&raftFS{FS: d.raft, power: d.power, epoch: d.power.Epoch()}, noFaults{})
 }
+
+// noFaults is an lni/vfs Injector that injects nothing.
+type noFaults struct{}
+
+func (noFaults) MaybeError(lnivfs.Op) error { return nil }
 
 // SegmentFS returns the segment file system for the current epoch (node.Config.SegmentFS).
 func (d *Disk) SegmentFS() pebblevfs.FS {
@@ -113,11 +125,11 @@ func (d *Disk) SegmentFS() pebblevfs.FS {
 // Crash replaces the disk's contents by what was synced: call it with the power cut and
 // the node stopped. The new contents live in fresh file systems, so nothing the old
 // node might still hold can write into them.
-// It returns how many bytes the Raft and the segment file systems shrank by (unsynced
-// data that was dropped; files removed but not yet synced come back, so a negative
-// number is possible).
+// It returns how many bytes of file data the Raft and the segment file systems lost
+// (files that shrank or vanished; files removed but never synced out of their
+// directory come back and count nothing).
 func (d *Disk) Crash() (raftDropped, segDropped int64, err error) {
-	raftBefore, err := treeSize(d.raft.List, lniStat(d.raft), "/")
+	raftBefore, err := fileSizes(d.raft.List, lniStat(d.raft), "/")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -127,20 +139,29 @@ func (d *Disk) Crash() (raftDropped, segDropped int64, err error) {
 		return 0, 0, fmt.Errorf("crashtest: copy the synced Raft files: %w", err)
 	}
 	d.raft = fresh
-	raftAfter, err := treeSize(d.raft.List, lniStat(d.raft), "/")
+	raftAfter, err := fileSizes(d.raft.List, lniStat(d.raft), "/")
 	if err != nil {
 		return 0, 0, err
 	}
-	segBefore, err := treeSize(d.seg.List, pebbleStat(d.seg), "/")
+	segBefore, err := fileSizes(d.seg.List, pebbleStat(d.seg), "/")
 	if err != nil {
 		return 0, 0, err
 	}
 	d.seg = d.seg.CrashClone(pebblevfs.CrashCloneCfg{})
-	segAfter, err := treeSize(d.seg.List, pebbleStat(d.seg), "/")
+	segAfter, err := fileSizes(d.seg.List, pebbleStat(d.seg), "/")
 	if err != nil {
 		return 0, 0, err
 	}
-	return raftBefore - raftAfter, segBefore - segAfter, nil
+	return shrunk(raftBefore, raftAfter), shrunk(segBefore, segAfter), nil
+}
+
+// shrunk sums, over the files of before, how many bytes they lost in after.
+func shrunk(before, after map[string]int64) int64 {
+	var n int64
+	for p, size := range before {
+		n += max(0, size-after[p])
+	}
+	return n
 }
 
 type statFunc func(name string) (size int64, dir bool, err error)
@@ -165,28 +186,30 @@ func pebbleStat(fs *pebblevfs.MemFS) statFunc {
 	}
 }
 
-// treeSize sums the sizes of the files under dir.
-func treeSize(list func(string) ([]string, error), stat statFunc, dir string) (int64, error) {
+// fileSizes returns the size of every file under dir, by path.
+func fileSizes(list func(string) ([]string, error), stat statFunc, dir string) (map[string]int64, error) {
+	out := map[string]int64{}
 	names, err := list(dir)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var total int64
 	for _, name := range names {
 		p := path.Join(dir, name)
 		size, isDir, err := stat(p)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		if isDir {
-			size, err = treeSize(list, stat, p)
-			if err != nil {
-				return 0, err
-			}
+		if !isDir {
+			out[p] = size
+			continue
 		}
-		total += size
+		sub, err := fileSizes(list, stat, p)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, sub)
 	}
-	return total, nil
+	return out, nil
 }
 
 // copySynced copies dir of src into dst and syncs every file and directory in dst, so
@@ -290,6 +313,12 @@ func (f *raftFS) OpenForAppend(name string) (lnivfs.File, error) {
 func (f *raftFS) ReuseForWrite(oldname, newname string) (lnivfs.File, error) {
 	file, err := f.FS.ReuseForWrite(oldname, newname)
 	return f.wrap(file, err, newname)
+}
+
+// GetDiskUsage reports a disk with room to spare: lni's MemFS answers "not supported",
+// which the Pebble under dragonboat logs as a background error after every file deletion.
+func (f *raftFS) GetDiskUsage(string) (lnivfs.DiskUsage, error) {
+	return lnivfs.DiskUsage{AvailBytes: 1 << 40, TotalBytes: 1 << 40}, nil
 }
 
 type raftFile struct {
