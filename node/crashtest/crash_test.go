@@ -45,7 +45,8 @@ func seed(t *testing.T) uint64 {
 // times, restarts them, and requires every record acknowledged before a cut to be
 // stored, once, intact, at its offset (see the package comment).
 func TestCrashPowerLossKeepsAcknowledgedRecords(t *testing.T) {
-	s := spec{nodes: 3, shards: 3, producers: 2, rate: 150, minRun: time.Second, maxRun: 3 * time.Second, cycles: 3}
+	s := spec{nodes: 3, shards: 3, producers: 2, rate: 150, minRun: time.Second, maxRun: 3 * time.Second, cycles: 3,
+		snapshotEntries: 100}
 	if !testing.Short() {
 		s.minRun, s.maxRun, s.cycles, s.budget = 2*time.Second, 10*time.Second, 0, *flagDuration
 	}

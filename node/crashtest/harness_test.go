@@ -30,6 +30,9 @@ type spec struct {
 	cycles          int           // power cuts; 0 means until budget
 	budget          time.Duration // with cycles 0: cut power until this much time has passed
 	skipWALInCycle0 bool          // the fault: LogDB WAL syncs lie during the first workload
+	// snapshotEntries, when set, makes Raft snapshot (and sync the segment store, then
+	// compact the log) that often, so cuts also land around snapshots.
+	snapshotEntries uint64
 }
 
 // cycle is one step of the seeded schedule: run the workload for run, cut the power of
@@ -52,11 +55,11 @@ func nextCycle(rng *rand.Rand, s spec) cycle {
 // harness runs nodes over Disks on one Power and records what producers were told.
 type harness struct {
 	t     *testing.T
+	spec  spec
 	seed  uint64
 	power *Power
 	disks []*Disk
 	c     *nodetest.Cluster
-	log   func(format string, args ...any)
 
 	mu           sync.Mutex
 	acks         []chaos.Ack
@@ -71,10 +74,14 @@ type harness struct {
 func (h *harness) fsOption(i int, cfg *node.Config) {
 	cfg.RaftFS = h.disks[i].RaftFS()
 	cfg.SegmentFS = h.disks[i].SegmentFS()
+	if h.spec.snapshotEntries > 0 {
+		cfg.SnapshotEntries = h.spec.snapshotEntries
+		cfg.CompactionOverhead = h.spec.snapshotEntries / 4
+	}
 }
 
 func startHarness(t *testing.T, seed uint64, s spec) *harness {
-	h := &harness{t: t, seed: seed, power: &Power{}, log: t.Logf}
+	h := &harness{t: t, spec: s, seed: seed, power: &Power{}}
 	for range s.nodes {
 		h.disks = append(h.disks, NewDisk(h.power))
 	}
