@@ -46,7 +46,7 @@ func seed(t *testing.T) uint64 {
 // stored, once, intact, at its offset (see the package comment).
 func TestCrashPowerLossKeepsAcknowledgedRecords(t *testing.T) {
 	s := spec{nodes: 3, shards: 3, producers: 2, rate: 150, minRun: time.Second, maxRun: 3 * time.Second, cycles: 3,
-		snapshotEntries: 100}
+		snapshotEntries: 100, earlyCuts: true}
 	if !testing.Short() {
 		s.minRun, s.maxRun, s.cycles, s.budget = 2*time.Second, 10*time.Second, 0, *flagDuration
 	}
@@ -61,11 +61,18 @@ func TestCrashPowerLossKeepsAcknowledgedRecords(t *testing.T) {
 	if r.Acknowledged == 0 {
 		t.Errorf("seed %d: no record was acknowledged: the run proves nothing", sd)
 	}
+	if h.finalAcks == 0 {
+		t.Errorf("seed %d: no record acknowledged after the last restart", sd)
+	}
 }
 
 // TestCrashCheckFailsWhenWALSyncIsSkipped shows the test can fail: with the Raft log's
 // WAL fsyncs lying during the first workload, the power cut loses records that were
-// acknowledged, and the check must say so.
+// acknowledged, and the check must say so. (The segment store may have flushed some of
+// them to a synced table; those survive. The workload is drained before the cut, so the
+// records of the last writes, after the last flush, cannot.) What the cluster does
+// after such a loss is not asserted: a segment store ahead of its Raft log is exactly
+// the state a lying fsync leaves.
 func TestCrashCheckFailsWhenWALSyncIsSkipped(t *testing.T) {
 	s := spec{nodes: 3, shards: 3, producers: 2, rate: 150, minRun: 2 * time.Second, maxRun: 2 * time.Second,
 		cycles: 1, skipWALInCycle0: true}
@@ -101,6 +108,14 @@ func runCrash(t *testing.T, sd uint64, s spec) (*harness, Report) {
 		before := h.ackCount()
 		stop := h.startProducers(s)
 		time.Sleep(cy.run)
+		if k == 0 && s.skipWALInCycle0 {
+			// Let every record be acknowledged first: the segment store's last write
+			// then comes after its last flush, so acknowledged records exist that only
+			// the (unsynced) Raft log and segment WAL hold.
+			stop()
+			h.waitProducers()
+			stop = func() {}
+		}
 		h.crash(cy.order, stop)
 		h.power.SkipWALSync(false)
 		t.Logf("cut %d after %v: %d acknowledged in the epoch; restarted in order %v", k+1, cy.run, h.ackCount()-before, cy.order)
@@ -111,12 +126,23 @@ func runCrash(t *testing.T, sd uint64, s spec) (*harness, Report) {
 	time.Sleep(time.Second)
 	stop()
 	h.waitProducers()
-	if h.ackCount() == before {
-		t.Errorf("seed %d: no record acknowledged after the last restart", sd)
-	}
+	h.finalAcks = h.ackCount() - before
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	shards := h.waitSettled(ctx)
+	settle := ctx
+	if s.skipWALInCycle0 {
+		// After a lying fsync replicas may never agree again; read them as they are.
+		var stop context.CancelFunc
+		settle, stop = context.WithTimeout(ctx, 10*time.Second)
+		defer stop()
+	}
+	shards, why := h.waitSettled(settle)
+	if why != "" && !s.skipWALInCycle0 {
+		t.Fatalf("seed %d: cluster did not settle after the last restart: %s", sd, why)
+	}
+	if len(shards) != s.shards {
+		t.Fatalf("seed %d: topic has %d shards described, want %d (%s)", sd, len(shards), s.shards, why)
+	}
 	r := Check(h.history(uint32(s.shards), h.readReplicas(ctx, shards)))
 	synced, dropped, skipped := h.power.Stats()
 	t.Logf("seed %d: %d power cuts in %v; syncs: %d reached a disk, %d dropped by a cut, %d skipped by the fault; "+

@@ -58,6 +58,18 @@
 // TestCrashCheckFailsWhenWALSyncIsSkipped turns it on for the first workload and
 // requires the run to report lost records.
 //
+// # Limits
+//
+//   - Only whole-cluster cuts (see above). A single node's power loss would need its
+//     Raft transport cut at T as well, which in-process nodes do not offer.
+//   - Unsynced data is dropped whole: no torn writes, no unsynced block that happens to
+//     reach the disk (pebble's CrashCloneCfg.UnsyncedDataPercent stays 0; lni/vfs's
+//     strict MemFS cannot keep part of a file).
+//   - The node's identity file stays on the real disk (node.Config.Dir), as it is written
+//     once, when the node first starts.
+//   - dragonboat accepts only its own FS types, so the Raft file system is wrapped in an
+//     lni/vfs ErrorFS that injects nothing (see Disk.RaftFS).
+//
 // # Seeds and flags
 //
 // The schedule (workload lengths, restart orders) comes from -crash.seed, else

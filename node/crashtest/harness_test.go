@@ -33,6 +33,7 @@ type spec struct {
 	// snapshotEntries, when set, makes Raft snapshot (and sync the segment store, then
 	// compact the log) that often, so cuts also land around snapshots.
 	snapshotEntries uint64
+	earlyCuts       bool // some cuts 100-500 ms after the restart
 }
 
 // cycle is one step of the seeded schedule: run the workload for run, cut the power of
@@ -42,11 +43,11 @@ type cycle struct {
 	order []int
 }
 
-// nextCycle draws the next cycle. One cycle in four cuts the power soon after the
-// restart, while replicas may still be replaying their Raft logs.
+// nextCycle draws the next cycle. With s.earlyCuts one cycle in four cuts the power
+// soon after the restart, while replicas may still be replaying their Raft logs.
 func nextCycle(rng *rand.Rand, s spec) cycle {
 	run := s.minRun + time.Duration(rng.Int64N(int64(s.maxRun-s.minRun)+1))
-	if rng.IntN(4) == 0 {
+	if s.earlyCuts && rng.IntN(4) == 0 {
 		run = time.Duration(100+rng.IntN(400)) * time.Millisecond
 	}
 	return cycle{run: run, order: rng.Perm(s.nodes)}
@@ -68,6 +69,7 @@ type harness struct {
 	producers    sync.WaitGroup
 
 	cuts                    int
+	finalAcks               int // acknowledged in the last, uncut epoch
 	raftDropped, segDropped int64
 }
 
@@ -91,7 +93,9 @@ func startHarness(t *testing.T, seed uint64, s spec) *harness {
 	if _, err := h.c.Client(0).CreateTopic(ctx, &pb.TopicSpec{Name: topic, Shards: uint32(s.shards), ReplicationFactor: 3}); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
-	h.waitSettled(ctx)
+	if _, why := h.waitSettled(ctx); why != "" {
+		t.Fatalf("cluster did not settle after creating the topic: %s", why)
+	}
 	return h
 }
 
@@ -249,24 +253,26 @@ func shardStatus(ctx context.Context, addr string, shardID uint64) (*pb.ShardSta
 }
 
 // waitSettled waits until every shard has a leader and all its replicas are hosted and
-// hold the leader's next offset; it returns the shards.
-func (h *harness) waitSettled(ctx context.Context) []*pb.ShardInfo {
+// hold the leader's next offset, or ctx ends. It returns the shards as last described
+// and why they are not settled ("" when they are).
+func (h *harness) waitSettled(ctx context.Context) ([]*pb.ShardInfo, string) {
 	h.t.Helper()
 	cl := h.c.Client(0)
-	var why string
+	var shards []*pb.ShardInfo
+	why := "not described"
 	for ctx.Err() == nil {
 		info, err := cl.DescribeTopic(ctx, topic, true)
 		if err == nil {
-			if why = unsettled(ctx, info.GetShards()); why == "" {
-				return info.GetShards()
+			shards = info.GetShards()
+			if why = unsettled(ctx, shards); why == "" {
+				return shards, ""
 			}
 		} else {
 			why = err.Error()
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	h.t.Fatalf("cluster did not settle: %s", why)
-	return nil
+	return shards, why
 }
 
 func unsettled(ctx context.Context, shards []*pb.ShardInfo) string {
