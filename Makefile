@@ -21,7 +21,8 @@ help:
 	@echo "  make lint    gofmt, go vet, staticcheck"
 	@echo "  make fuzz    fuzz the batch decoder for FUZZTIME (default 30s)"
 	@echo "  make bench   the benchmark matrix (about 4 min): JSON and a table under bench/results/"
-	@echo "  make chaos   the long chaos set: 5 seeds x 120 s, all faults (partitions need root: installs iproute2, nftables)"
+	@echo "  make chaos   the long chaos set: 5 seeds x 120 s, all faults (partitions need root: installs iproute2, nftables),"
+	@echo "               then CRASH_DURATION (default 10m) of in-process power cuts that drop unsynced data"
 	@echo "  make proto   install protoc and the pinned plugins, regenerate proto/shardlogv1"
 
 build:
@@ -53,14 +54,18 @@ lint:
 
 # The long chaos set (issue 3). Seeds and duration can be overridden:
 #   make chaos CHAOS_SEEDS="1 2" CHAOS_DURATION=60s
+# It ends with the power-loss run (issue 8, node/crashtest): CRASH_DURATION of cuts of
+# every node's power; SHARDLOG_CRASH_SEED=N replays a seed (a random one is printed).
 CHAOS_SEEDS    ?= 11 12 13 14 15
 CHAOS_DURATION ?= 120s
+CRASH_DURATION ?= 10m
 chaos: build
 	./chaos/setup-netns.sh
 	@for s in $(CHAOS_SEEDS); do \
 		echo "== chaos seed $$s"; \
 		./$(BIN) chaos --faults kill,pause,partition,restart-all --duration $(CHAOS_DURATION) --seed $$s || exit 1; \
 	done
+	$(GO) test ./node/crashtest -run TestCrash -count=1 -v -timeout 30m -args -crash.duration=$(CRASH_DURATION)
 
 # The standard benchmark matrix (issue 4): 100 B and 1 KiB records; 1, 8, 64 shards;
 # RF 1 and 3; a fixed-rate run at 10% of peak. BENCH_FLAGS adds e.g. --repeat 3.

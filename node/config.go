@@ -7,6 +7,9 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/lni/dragonboat/v4/config"
 )
 
 // DefaultDeploymentID keeps shardlog NodeHosts from talking to other dragonboat
@@ -121,6 +124,15 @@ type Config struct {
 	Logger *slog.Logger
 	// DragonboatLogLevel filters dragonboat's own logs. nil means slog.LevelWarn.
 	DragonboatLogLevel slog.Leveler
+
+	// RaftFS, when set, holds dragonboat's NodeHost directory (Raft log, snapshots)
+	// instead of the real disk; the path inside it is still Dir/raft. Tests only: the
+	// crash tests use file systems that drop unsynced data. nil means the real disk.
+	RaftFS config.IFS
+	// SegmentFS, when set, holds the segment store (Dir/segments) instead of the real
+	// disk. Tests only, like RaftFS. nil means the real disk. The identity file always
+	// stays on the real disk in Dir.
+	SegmentFS pebblevfs.FS
 }
 
 // EnsureDefaults fills zero fields with their defaults.

@@ -106,7 +106,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 
-	n.store, err = segment.Open(filepath.Join(cfg.Dir, "segments"), segment.Options{Logger: n.log})
+	n.store, err = segment.Open(filepath.Join(cfg.Dir, "segments"), segment.Options{Logger: n.log, FS: n.cfg.SegmentFS})
 	if err != nil {
 		return nil, fmt.Errorf("node: open segment store: %w", err)
 	}
@@ -174,6 +174,7 @@ func (n *Node) startNodeHost() error {
 		Expert: config.ExpertConfig{
 			LogDB:  logdb,
 			Engine: engine,
+			FS:     n.cfg.RaftFS, // nil: the real disk
 		},
 	}
 	if n.cfg.LogDB == "tan" {

@@ -105,10 +105,15 @@ func (c *Cluster) Stop(i int) {
 }
 
 // Restart starts a stopped node i again from its directory (no --join needed).
-func (c *Cluster) Restart(i int) {
+// opts change its config first and stay for later restarts (a crash test hands a
+// node the file systems left by a simulated power loss this way).
+func (c *Cluster) Restart(i int, opts ...Option) {
 	c.t.Helper()
 	cfg := c.cfgs[i]
 	cfg.Join = nil
+	for _, o := range opts {
+		o(i, &cfg)
+	}
 	c.cfgs[i] = cfg
 	c.start(i)
 }
