@@ -312,6 +312,7 @@ func (f *fetcher) run(ctx context.Context) {
 			continue
 		}
 		if !retryable(err) {
+			f.k.noteFetch(f.shard, nil) // Poll reports it from now on
 			f.fail(ctx, f.k.shardError(f.shard, err))
 			return
 		}
