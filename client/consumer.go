@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -28,8 +29,9 @@ const (
 
 // Consumer defaults.
 const (
-	DefaultFetchMaxBytes = 1 << 20
-	DefaultFetchMaxWait  = 500 * time.Millisecond
+	DefaultFetchMaxBytes       = 1 << 20
+	DefaultFetchMaxWait        = 500 * time.Millisecond
+	DefaultFetchRequestTimeout = 10 * time.Second
 )
 
 // ConsumerOptions configures a Consumer.
@@ -44,6 +46,10 @@ type ConsumerOptions struct {
 	MaxBytes int
 	// MaxWait is how long a Fetch, and Poll, wait for new records. Default 500ms.
 	MaxWait time.Duration
+	// RequestTimeout bounds one Fetch beyond MaxWait, and one DescribeTopic that
+	// resolves a position, so a node that stopped answering costs a retry, not a hang.
+	// Default 10s.
+	RequestTimeout time.Duration
 	// Strict makes Poll fail with ErrOutOfRange when a shard's position is outside its
 	// log (for example after retention dropped it); by default the position moves to the
 	// nearest valid offset (the log start or end) and a warning is logged.
@@ -82,10 +88,19 @@ type Consumer struct {
 
 	shards []uint32 // sorted
 
-	mu     sync.Mutex
-	pos    map[uint32]uint64 // next offset to return, per resolved shard
-	err    error             // sticky error of a stopped fetcher
-	closed bool
+	mu       sync.Mutex
+	pos      map[uint32]uint64     // next offset to return, per resolved shard
+	err      error                 // sticky error of a stopped fetcher
+	failures map[uint32]FetchError // shards whose last fetch (or resolve) failed
+	closed   bool
+}
+
+// FetchError is a shard whose fetches keep failing (the consumer keeps retrying them).
+type FetchError struct {
+	// Since is when the current run of failures began.
+	Since time.Time
+	// Err is the last failure, a *ShardError.
+	Err error
 }
 
 // fetcher long-polls one shard. Its goroutine owns pos and resolved.
@@ -106,6 +121,9 @@ func (c *Client) NewConsumer(ctx context.Context, topic string, o ConsumerOption
 	if o.MaxWait <= 0 {
 		o.MaxWait = DefaultFetchMaxWait
 	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultFetchRequestTimeout
+	}
 	if o.Start < StartEarliest {
 		return nil, fmt.Errorf("client: invalid start offset %d", o.Start)
 	}
@@ -123,9 +141,10 @@ func (c *Client) NewConsumer(ctx context.Context, topic string, o ConsumerOption
 	fctx, cancel := context.WithCancel(context.Background())
 	k := &Consumer{
 		c: c, routes: c.routesFor(topic), topic: topic, o: o, cancel: cancel,
-		log:   c.log.With("topic", topic),
-		ready: make(chan fetched, len(shards)),
-		pos:   make(map[uint32]uint64, len(shards)),
+		log:      c.log.With("topic", topic),
+		ready:    make(chan fetched, len(shards)),
+		pos:      make(map[uint32]uint64, len(shards)),
+		failures: make(map[uint32]FetchError),
 	}
 	k.shards = slices.Compact(slices.Sorted(slices.Values(shards)))
 	var fetchers []*fetcher
@@ -227,6 +246,44 @@ func (k *Consumer) Positions() map[uint32]uint64 {
 	return maps.Clone(k.pos)
 }
 
+// FetchErrors returns the shards whose last Fetch (or position lookup) failed with an
+// error the consumer retries, and since when they have been failing; a shard leaves the
+// map at its next successful fetch. A shard that failed for good is Poll's error instead.
+func (k *Consumer) FetchErrors() map[uint32]FetchError {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return maps.Clone(k.failures)
+}
+
+// noteFetch records the outcome of one fetcher step for FetchErrors.
+func (k *Consumer) noteFetch(shard uint32, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err == nil {
+		delete(k.failures, shard)
+		return
+	}
+	f, ok := k.failures[shard]
+	if !ok {
+		f.Since = time.Now()
+	}
+	f.Err = k.shardError(shard, err)
+	k.failures[shard] = f
+}
+
+// shardError names the topic and shard in err, and adds the cluster's view when its
+// last DescribeTopic answer had no leader for the shard.
+func (k *Consumer) shardError(shard uint32, err error) error {
+	var se *ShardError
+	if errors.As(err, &se) {
+		return err
+	}
+	if k.routes.leaderless(shard) && !namesNoLeader(err) {
+		err = fmt.Errorf("%w; %s", err, noLeaderNote)
+	}
+	return &ShardError{Topic: k.topic, Shard: shard, Err: err}
+}
+
 // Shards returns the shard indexes the consumer reads, sorted.
 func (k *Consumer) Shards() []uint32 { return slices.Clone(k.shards) }
 
@@ -244,15 +301,19 @@ func (f *fetcher) run(ctx context.Context) {
 	attempt := 0
 	for ctx.Err() == nil {
 		err := f.step(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil || retryable(err) {
+			f.k.noteFetch(f.shard, err)
+		}
 		if err == nil {
 			attempt = 0
 			continue
 		}
-		if ctx.Err() != nil {
-			return
-		}
 		if !retryable(err) {
-			f.fail(ctx, err)
+			f.k.noteFetch(f.shard, nil) // Poll reports it from now on
+			f.fail(ctx, f.k.shardError(f.shard, err))
 			return
 		}
 		attempt++
@@ -268,10 +329,12 @@ func (f *fetcher) step(ctx context.Context) error {
 	}
 	t := k.routes.target(f.shard)
 	var md metadata.MD
-	resp, err := shardlogv1.NewLogClient(t.cc).Fetch(ctx, &shardlogv1.FetchRequest{
+	rctx, cancel := context.WithTimeout(ctx, k.o.MaxWait+k.o.RequestTimeout)
+	resp, err := shardlogv1.NewLogClient(t.cc).Fetch(rctx, &shardlogv1.FetchRequest{
 		Topic: k.topic, Shard: f.shard, Offset: f.pos,
 		MaxBytes: uint32(k.o.MaxBytes), MaxWaitMs: uint32(k.o.MaxWait / time.Millisecond),
 	}, grpc.Header(&md))
+	cancel()
 	if ctx.Err() == nil {
 		k.routes.observe(f.shard, t, md, err)
 	}
@@ -308,7 +371,9 @@ func (f *fetcher) step(ctx context.Context) error {
 // resolve sets pos from the shard's current offsets. An unresolved shard takes start; a
 // resolved one that fell out of range moves to the nearest end of its log.
 func (f *fetcher) resolve(ctx context.Context, start int64) error {
-	info, err := f.k.c.DescribeTopic(ctx, f.k.topic, true)
+	rctx, cancel := context.WithTimeout(ctx, f.k.o.RequestTimeout)
+	info, err := f.k.c.DescribeTopic(rctx, f.k.topic, true)
+	cancel()
 	if err != nil {
 		return err
 	}

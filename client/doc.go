@@ -17,7 +17,7 @@
 //	c, err := client.Dial(ctx, []string{"127.0.0.1:7400"}, client.Options{})
 //	p, err := c.NewProducer(ctx, "events", client.ProducerOptions{})
 //	err = p.Send(ctx, client.Message{Key: k, Value: v, Shard: client.AnyShard}, func(r client.Result) { ... })
-//	err = p.Close() // flushes
+//	err = p.Close() // flushes; CloseContext(ctx) gives up when ctx ends
 //
 // # Producer
 //
@@ -43,9 +43,16 @@
 //     order), and the shard switches to a fresh random producer ID starting at sequence 0
 //     once the old batches have settled.
 //
+// Every wait is bounded: a Produce RPC by RequestTimeout, a record by DeliveryTimeout
+// (then its callback reports ErrDeliveryTimeout), Send on a full buffer and Flush by the
+// records' delivery timeouts and their context, Close by the delivery timeouts, and
+// CloseContext by its context (records not acknowledged then fail with ErrAborted). A
+// failed record's error is a *ShardError naming the topic and shard.
+//
 // # Consumer
 //
 // A Consumer reads one, several or all shards of a topic. One goroutine per shard
 // long-polls Fetch and hands at most one response at a time to Poll, so memory stays
-// bounded and Positions reflects exactly what Poll has returned.
+// bounded and Positions reflects exactly what Poll has returned. Each Fetch is bounded by
+// MaxWait+RequestTimeout; FetchErrors reports shards whose fetches keep failing.
 package client

@@ -46,10 +46,12 @@ type ProducerOptions struct {
 	MaxInFlight int
 	// Compression is the batch codec: "none", "s2" or "zstd"; "" uses the topic's.
 	Compression string
-	// DeliveryTimeout bounds the time from Send to acknowledgement; after it the record's
-	// callback reports ErrDeliveryTimeout. Default 2m.
+	// DeliveryTimeout bounds the time from Send to acknowledgement, retries included;
+	// after it the record's callback reports ErrDeliveryTimeout. Default 2m (as Kafka's
+	// delivery.timeout.ms); interactive tools want a shorter one.
 	DeliveryTimeout time.Duration
-	// RequestTimeout bounds one Produce RPC. Default 10s.
+	// RequestTimeout bounds one Produce RPC (and never runs past DeliveryTimeout).
+	// Default 10s.
 	RequestTimeout time.Duration
 	// MaxBufferedBytes bounds the bytes of records sent and not yet called back; Send
 	// blocks while it is reached. Default 64 MiB.
@@ -127,8 +129,10 @@ type Producer struct {
 	log    *slog.Logger
 	stats  producerCounters
 
-	senders []*shardSender
-	wg      sync.WaitGroup
+	senders   []*shardSender
+	wg        sync.WaitGroup
+	rpcCtx    context.Context // parent of every Produce RPC; canceled by an abort
+	rpcCancel context.CancelFunc
 
 	mu          sync.Mutex // guards the fields below; lock order: mu, then shardSender.qmu
 	closed      bool
@@ -173,6 +177,7 @@ func (c *Client) NewProducer(ctx context.Context, topic string, o ProducerOption
 		idle:  make(chan struct{}),
 	}
 	close(p.idle)
+	p.rpcCtx, p.rpcCancel = context.WithCancel(context.Background())
 	p.routes.seed(info)
 	pid := newProducerID()
 	for i := range shards {
@@ -197,11 +202,17 @@ func recordSize(r *segment.Record) int {
 
 // Send queues a record. cb (may be nil) is called exactly once, from the shard's sender
 // goroutine, in offset order per shard; it must not block for long nor call Flush or
-// Close. Send blocks while MaxBufferedBytes are buffered. An error from Send means the
-// record was not queued and cb will not be called.
+// Close. A failed record's Result.Err is a *ShardError. Send blocks while
+// MaxBufferedBytes are buffered: until records are called back (each is, at the latest,
+// DeliveryTimeout after it was sent), ctx ends, or the producer is closed. An error from
+// Send (ctx's error when ctx ended first) means the record was not queued and cb will
+// not be called.
 func (p *Producer) Send(ctx context.Context, m Message, cb func(Result)) error {
 	if m.Shard < AnyShard || (m.Shard >= 0 && uint32(m.Shard) >= p.shards) {
 		return fmt.Errorf("%w: %d (topic %q has %d shards)", ErrInvalidShard, m.Shard, p.topic, p.shards)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	ts := m.Timestamp
 	if ts.IsZero() {
@@ -328,7 +339,8 @@ func (p *Producer) SendSync(ctx context.Context, m Message) (Result, error) {
 }
 
 // Flush seals all open batches and waits until every record sent so far (and any sent
-// meanwhile) has been called back.
+// meanwhile) has been called back, which each is by its DeliveryTimeout at the latest.
+// When ctx ends first Flush returns ctx's error and the records stay queued.
 func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	p.sealAll()
@@ -344,7 +356,14 @@ func (p *Producer) Flush(ctx context.Context) error {
 
 // Close flushes every record (each is acknowledged or fails by its DeliveryTimeout),
 // then stops the producer. Send after Close returns ErrClosed.
-func (p *Producer) Close() error {
+func (p *Producer) Close() error { return p.CloseContext(context.Background()) }
+
+// CloseContext is Close bounded by ctx. When ctx ends before every record has been
+// called back, it cancels the Produce requests in flight and fails every record not
+// acknowledged by then with ErrAborted (a record that had been sent may or may not be
+// written; the error says which), and returns ctx's error once every callback has run,
+// which is at once: it does not wait for the cluster.
+func (p *Producer) CloseContext(ctx context.Context) error {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
@@ -354,8 +373,33 @@ func (p *Producer) Close() error {
 		}
 	}
 	p.mu.Unlock()
-	p.wg.Wait()
-	return nil
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	default:
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+			p.abort(context.Cause(ctx))
+			<-done
+		}
+	}
+	p.rpcCancel()
+	return err
+}
+
+// abort makes every sender fail what it holds and cancels the requests in flight.
+func (p *Producer) abort(cause error) {
+	for _, s := range p.senders {
+		s.abort(cause)
+	}
+	p.rpcCancel()
 }
 
 // Stats returns the producer's counters.

@@ -65,6 +65,7 @@ type shardSender struct {
 	qmu     sync.Mutex
 	queue   []*batch
 	closing bool
+	aborted error // CloseContext gave up: the cause; fail everything not acknowledged
 
 	producerID  uint64
 	nextSeq     uint64
@@ -103,6 +104,43 @@ func (s *shardSender) close() {
 	s.closing = true
 	s.unlock()
 	s.wake()
+}
+
+// abort makes run fail every batch not acknowledged yet; the producer cancels the
+// requests in flight, so run finishes as soon as they return.
+func (s *shardSender) abort(cause error) {
+	s.lock()
+	if s.aborted == nil {
+		s.aborted = cause
+	}
+	s.unlock()
+	s.wake()
+}
+
+func (s *shardSender) abortCause() error {
+	s.lock()
+	defer s.unlock()
+	return s.aborted
+}
+
+// drop fails the queued batches and those waiting for a retry with the abort cause.
+// Batches in flight fail in handle when their canceled request returns (or succeed,
+// if the server acknowledged them first).
+func (s *shardSender) drop(cause error) {
+	for b := s.pop(); b != nil; b = s.pop() {
+		b.state, b.err = batchFailed, &abortError{cause: cause}
+		s.win = append(s.win, b)
+	}
+	for _, b := range s.win {
+		if b.state == batchWaiting || b.state == batchQueued {
+			b.state, b.err = batchFailed, &abortError{cause: cause, sent: b.attempt > 0}
+		}
+	}
+}
+
+// expired is the error of a batch whose DeliveryTimeout passed.
+func (s *shardSender) expired(b *batch) error {
+	return &deliveryError{after: s.p.o.DeliveryTimeout, last: b.lastErr, noLeader: s.p.routes.leaderless(s.shard)}
 }
 
 // pop takes the oldest queued batch and merges into it the queued batches behind it
@@ -153,14 +191,19 @@ func (s *shardSender) run() {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		s.resend(now)
-		s.deliver() // frees window slots for launch
-		for s.launch(now) {
-			// Batches that failed at launch (expired, unencodable) took window
-			// slots: call them back and launch again, or the queue would wait for
-			// an event that never comes.
-			s.deliver()
+		if cause := s.abortCause(); cause != nil {
+			s.drop(cause)
+		} else {
+			s.resend(now)
+			s.deliver() // frees window slots for launch
+			for s.launch(now) {
+				// Batches that failed at launch (expired, unencodable) took window
+				// slots: call them back and launch again, or the queue would wait
+				// for an event that never comes.
+				s.deliver()
+			}
 		}
+		s.deliver()
 		if s.finished() {
 			return
 		}
@@ -202,7 +245,7 @@ func (s *shardSender) launch(now time.Time) (failed bool) {
 		}
 		s.win = append(s.win, b)
 		if !now.Before(b.deadline) {
-			b.state, b.err, failed = batchFailed, ErrDeliveryTimeout, true
+			b.state, b.err, failed = batchFailed, s.expired(b), true
 			continue
 		}
 		data, err := segment.EncodeBatch(nil, b.recs, s.p.codec)
@@ -227,7 +270,7 @@ func (s *shardSender) resend(now time.Time) {
 			earlierUnresolved = true
 		case batchWaiting:
 			if !now.Before(b.deadline) {
-				s.giveUp(b, fmt.Errorf("%w: %w", ErrDeliveryTimeout, b.lastErr))
+				s.giveUp(b, s.expired(b))
 				continue
 			}
 			if now.Before(b.retryAt) || (b.waitEarlier && earlierUnresolved) {
@@ -250,7 +293,7 @@ func (s *shardSender) send(b *batch, now time.Time) {
 	}
 	attempt := b.attempt
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithTimeout(s.p.rpcCtx, timeout)
 		defer cancel()
 		t := s.p.routes.target(s.shard)
 		var md metadata.MD
@@ -286,11 +329,15 @@ func (s *shardSender) handle(r sendResult, now time.Time) {
 		return
 	}
 	b.lastErr = r.err
+	if cause := s.abortCause(); cause != nil {
+		b.state, b.err = batchFailed, &abortError{cause: cause, sent: true}
+		return
+	}
 	switch {
 	case !retryable(r.err):
 		s.giveUp(b, r.err)
 	case !now.Before(b.deadline):
-		s.giveUp(b, fmt.Errorf("%w: %w", ErrDeliveryTimeout, r.err))
+		s.giveUp(b, s.expired(b))
 	default:
 		b.state = batchWaiting
 		b.waitEarlier = status.Code(r.err) == codes.Aborted && s.earlierUnresolved(b)
@@ -352,7 +399,7 @@ func (s *shardSender) deliver() {
 			if b.state == batchAcked {
 				cb(Result{Shard: s.shard, Offset: b.base + uint64(i)})
 			} else {
-				cb(Result{Shard: s.shard, Err: b.err})
+				cb(Result{Shard: s.shard, Err: &ShardError{Topic: s.p.topic, Shard: s.shard, Err: b.err}})
 			}
 		}
 		s.p.release(b.bytes, len(b.recs))

@@ -25,6 +25,14 @@ type sent struct {
 // once at the offset its callback reported, and that each shard's log keeps send order.
 func checkExactlyOnce(t *testing.T, srv *clienttest.Server, topic string, shards uint32, recs []*sent) {
 	t.Helper()
+	checkExactlyOnceAllowing(t, srv, topic, shards, recs, nil)
+}
+
+// checkExactlyOnceAllowing is checkExactlyOnce for a log that may also hold, at most
+// once each, the values in mayAppear: records whose callback reported a timeout, which
+// may or may not have been written.
+func checkExactlyOnceAllowing(t *testing.T, srv *clienttest.Server, topic string, shards uint32, recs []*sent, mayAppear map[string]bool) {
+	t.Helper()
 	where := make(map[string]Result)
 	for _, s := range recs {
 		if !s.done {
@@ -58,6 +66,9 @@ func checkExactlyOnce(t *testing.T, srv *clienttest.Server, topic string, shards
 			}
 			seen[v] = true
 			res, ok := where[v]
+			if !ok && mayAppear[v] {
+				continue
+			}
 			if !ok {
 				t.Fatalf("shard %d: unexpected record %s", sh, v)
 			}
@@ -71,7 +82,11 @@ func checkExactlyOnce(t *testing.T, srv *clienttest.Server, topic string, shards
 			}
 			last[w] = sendIndex[v]
 		}
-		total += len(log)
+		for v := range seen {
+			if _, ok := where[v]; ok {
+				total++
+			}
+		}
 	}
 	if total != len(recs) {
 		t.Fatalf("log holds %d records, sent %d", total, len(recs))
@@ -215,6 +230,13 @@ func TestProducerDeliveryTimeoutStartsFreshEpoch(t *testing.T) {
 	}
 	mu.Unlock()
 
+	// A request sent just before its batch's deadline can reach the server after the
+	// client gave up on it, and after the faults are off: such a record may be in the
+	// log (a timed-out record may or may not be written), at most once.
+	lost := make(map[string]bool)
+	for i := range 40 {
+		lost[fmt.Sprintf("lost%d", i)] = true
+	}
 	srv.SetFaults(clienttest.Faults{})
 	var recs []*sent
 	for i := range 30 {
@@ -229,7 +251,7 @@ func TestProducerDeliveryTimeoutStartsFreshEpoch(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkExactlyOnce(t, srv, "t", 1, recs)
+	checkExactlyOnceAllowing(t, srv, "t", 1, recs, lost)
 	if st := p.Stats(); st.Errors != 40 || st.Records != 30 {
 		t.Fatalf("stats %+v", st)
 	}

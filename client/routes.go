@@ -46,6 +46,7 @@ type topicRoutes struct {
 
 	mu         sync.Mutex
 	leaders    []leaderEntry     // per shard index
+	noLeader   []bool            // per shard index: the last DescribeTopic named no leader
 	nodes      map[uint64]string // node ID -> client address
 	last       time.Time         // start of the last refresh
 	refreshing bool              // a refresh goroutine runs
@@ -130,6 +131,7 @@ func (c *Client) spawn(f func(ctx context.Context)) bool {
 func (r *topicRoutes) update(info *shardlogv1.TopicInfo) (missing bool) {
 	shards := info.GetShards()
 	leaders := make([]leaderEntry, len(shards))
+	noLeader := make([]bool, len(shards))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, si := range shards {
@@ -151,8 +153,9 @@ func (r *topicRoutes) update(info *shardlogv1.TopicInfo) (missing bool) {
 		} else {
 			missing = true
 		}
+		noLeader[i] = id == 0
 	}
-	r.leaders = leaders
+	r.leaders, r.noLeader = leaders, noLeader
 	return missing
 }
 
@@ -249,7 +252,16 @@ func (r *topicRoutes) learn(shard uint32, node uint64) bool {
 		return false
 	}
 	r.leaders[shard] = leaderEntry{node: node, addr: addr}
+	r.noLeader[shard] = false
 	return true
+}
+
+// leaderless reports whether the last DescribeTopic answer named no leader for shard
+// and no call has been served by one since.
+func (r *topicRoutes) leaderless(shard uint32) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return int(shard) < len(r.noLeader) && r.noLeader[shard]
 }
 
 // forget drops shard's leader if it is still node.

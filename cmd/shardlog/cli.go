@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -71,7 +74,14 @@ func run(ctx context.Context, args []string, e *env) int {
 	}
 	for _, c := range commands {
 		if c.name == name {
-			return fail(e, c.run(ctx, e, g, rest))
+			err := c.run(ctx, e, g, rest)
+			if i := interruption(ctx); i != nil && err != nil && c.client {
+				var ie *interruptError
+				if !errors.As(err, &ie) {
+					err = &interruptError{by: i}
+				}
+			}
+			return fail(e, err)
 		}
 	}
 	return fail(e, usagef("", "unknown command %q", name))
@@ -91,6 +101,11 @@ func fail(e *env, err error) int {
 	var ex exitStatus
 	if errors.As(err, &ex) {
 		return int(ex) // the command already reported what happened
+	}
+	var ie *interruptError
+	if errors.As(err, &ie) {
+		fmt.Fprintf(e.stderr, "shardlog: %s\n", ie.Error())
+		return ie.by.status()
 	}
 	fmt.Fprintf(e.stderr, "shardlog: %s\n", errorLine(err))
 	var u *usageError
@@ -132,6 +147,10 @@ func usage(w io.Writer) {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nglobal flags (any position): --server (default %s, env %s), --timeout (default %s)\n",
 		defaultServer, serverEnv, defaultTimeout)
+	fmt.Fprintf(w, "  --timeout bounds connecting and each request; in produce also each record's delivery\n"+
+		"  unless --delivery-timeout is given; in consume a shard that returns no record for that\n"+
+		"  long before its end fails the command (with --follow: failing fetches are reported)\n"+
+		"client commands end at once on SIGINT (exit status 130) or SIGTERM (143)\n")
 	fmt.Fprintf(w, "run 'shardlog COMMAND -h' for a command's flags\n")
 }
 
@@ -152,7 +171,7 @@ func commandUsage(w io.Writer, name string, fs *flag.FlagSet) {
 
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.server, "server", g.server, "server address host:port (env "+serverEnv+")")
-	fs.DurationVar(&g.timeout, "timeout", g.timeout, "timeout of each request")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "bound on connecting and on each request (and produce's default --delivery-timeout)")
 }
 
 // newFlags returns a command's flag set with the global flags registered into g.
@@ -192,17 +211,73 @@ func parse(e *env, fs *flag.FlagSet, args []string, positionals int) ([]string, 
 	return pos, nil
 }
 
-// dial connects to g.server (comma-separated addresses fail over).
-func (g globals) dial(ctx context.Context) (*client.Client, error) {
+// dial connects to g.server (comma-separated addresses fail over). The client logs
+// only errors, to stderr: a command reports what failed in its own one-line message.
+func (g globals) dial(ctx context.Context, e *env) (*client.Client, error) {
 	addrs := strings.Split(g.server, ",")
-	return client.Dial(ctx, addrs, client.Options{DialTimeout: g.timeout})
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	return client.Dial(ctx, addrs, client.Options{DialTimeout: g.timeout, Logger: log})
 }
 
-// call runs f with a context bounded by the request timeout.
+// call runs f with a context bounded by the request timeout. When that bound (not the
+// caller's context) ended it, the error says so.
 func (g globals) call(ctx context.Context, f func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	cctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	return f(ctx)
+	err := f(cctx)
+	if dl, _ := cctx.Deadline(); err != nil && ctx.Err() == nil && time.Until(dl) < 50*time.Millisecond {
+		// The bound ended the call: the error may be DeadlineExceeded, or what the
+		// transport made of the stream the server reset at its copy of the deadline
+		// (which can fire a little before ours).
+		return fmt.Errorf("no answer from %s within %s (--timeout): %w", g.server, g.timeout, err)
+	}
+	return err
+}
+
+// interrupted is the cause of a context canceled by a signal.
+type interrupted struct{ sig os.Signal }
+
+func (i *interrupted) Error() string { return "interrupted by " + i.name() }
+
+func (i *interrupted) name() string {
+	switch i.sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return i.sig.String()
+}
+
+// status is the conventional exit status of a process ended by the signal: 128+signal.
+func (i *interrupted) status() int {
+	if s, ok := i.sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 130
+}
+
+// interruption returns the signal that canceled ctx, or nil.
+func interruption(ctx context.Context) *interrupted {
+	var i *interrupted
+	if errors.As(context.Cause(ctx), &i) {
+		return i
+	}
+	return nil
+}
+
+// interruptError ends a client command stopped by a signal; detail says what it had
+// done by then.
+type interruptError struct {
+	by     *interrupted
+	detail string
+}
+
+func (e *interruptError) Error() string {
+	if e.detail == "" {
+		return e.by.Error()
+	}
+	return e.by.Error() + ": " + e.detail
 }
 
 // table returns a tabwriter for aligned columns.

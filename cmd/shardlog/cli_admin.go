@@ -34,7 +34,7 @@ func cmdCreateTopic(ctx context.Context, e *env, g globals, args []string) error
 		Name: pos[0], Shards: uint32(*shards), ReplicationFactor: uint32(*rf),
 		RetentionMs: retention.Milliseconds(), RetentionBytes: *retentionBytes, Compression: *compression,
 	}
-	return withClient(ctx, g, func(c *client.Client) error {
+	return withClient(ctx, e, g, func(c *client.Client) error {
 		var info *shardlogv1.TopicInfo
 		err := g.call(ctx, func(ctx context.Context) (err error) {
 			info, err = c.CreateTopic(ctx, spec)
@@ -56,7 +56,7 @@ func cmdDeleteTopic(ctx context.Context, e *env, g globals, args []string) error
 	if err != nil {
 		return err
 	}
-	return withClient(ctx, g, func(c *client.Client) error {
+	return withClient(ctx, e, g, func(c *client.Client) error {
 		if err := g.call(ctx, func(ctx context.Context) error { return c.DeleteTopic(ctx, pos[0]) }); err != nil {
 			return err
 		}
@@ -70,7 +70,7 @@ func cmdTopics(ctx context.Context, e *env, g globals, args []string) error {
 	if _, err := parse(e, fs, args, 0); err != nil {
 		return err
 	}
-	return withClient(ctx, g, func(c *client.Client) error {
+	return withClient(ctx, e, g, func(c *client.Client) error {
 		var topics []*shardlogv1.TopicInfo
 		err := g.call(ctx, func(ctx context.Context) (err error) {
 			topics, err = c.ListTopics(ctx)
@@ -116,7 +116,7 @@ func cmdDescribeTopic(ctx context.Context, e *env, g globals, args []string) err
 	if err != nil {
 		return err
 	}
-	return withClient(ctx, g, func(c *client.Client) error {
+	return withClient(ctx, e, g, func(c *client.Client) error {
 		var info *shardlogv1.TopicInfo
 		err := g.call(ctx, func(ctx context.Context) (err error) {
 			info, err = c.DescribeTopic(ctx, pos[0], true)
@@ -172,7 +172,7 @@ func cmdDump(ctx context.Context, e *env, g globals, args []string) error {
 	if _, err := parse(e, fs, args, 0); err != nil {
 		return err
 	}
-	return withClient(ctx, g, func(c *client.Client) error {
+	return withClient(ctx, e, g, func(c *client.Client) error {
 		var cl *shardlogv1.DescribeClusterResponse
 		err := g.call(ctx, func(ctx context.Context) (err error) {
 			cl, err = c.DescribeCluster(ctx)
@@ -240,8 +240,8 @@ func orDash(s string) string {
 }
 
 // withClient dials the server, runs f and closes the client.
-func withClient(ctx context.Context, g globals, f func(*client.Client) error) error {
-	c, err := g.dial(ctx)
+func withClient(ctx context.Context, e *env, g globals, f func(*client.Client) error) error {
+	c, err := g.dial(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -37,75 +37,134 @@ func (t *produceTally) add(r client.Result) {
 	t.ok[r.Shard]++
 }
 
+// produceOpts are the produce command's flags.
+type produceOpts struct {
+	key, compression string
+	shard, maxLine   int
+	delivery         time.Duration
+}
+
 func cmdProduce(ctx context.Context, e *env, g globals, args []string) error {
 	fs := newFlags("produce", &g)
-	key := fs.String("key", "", "key of every record (routes them all to one shard)")
-	shard := fs.Int("shard", client.AnyShard, "shard of every record (-1 routes by key, or spreads keyless records)")
-	maxLine := fs.Int("max-line-bytes", 1<<20, "longest accepted input line")
-	compression := fs.String("compression", "", "batch codec (none, s2, zstd); empty uses the topic's")
+	var o produceOpts
+	fs.StringVar(&o.key, "key", "", "key of every record (routes them all to one shard)")
+	fs.IntVar(&o.shard, "shard", client.AnyShard, "shard of every record (-1 routes by key, or spreads keyless records)")
+	fs.IntVar(&o.maxLine, "max-line-bytes", 1<<20, "longest accepted input line")
+	fs.StringVar(&o.compression, "compression", "", "batch codec (none, s2, zstd); empty uses the topic's")
+	fs.DurationVar(&o.delivery, "delivery-timeout", 0, "how long a record may wait for its acknowledgement, retries included,\n"+
+		"before produce reports it failed (0: the --timeout value; the Go client's default is 2m)")
 	pos, err := parse(e, fs, args, 1)
 	if err != nil {
 		return err
 	}
-	if *maxLine <= 0 {
+	switch {
+	case o.maxLine <= 0:
 		return usagef(fs.Name(), "--max-line-bytes must be positive")
+	case o.delivery < 0:
+		return usagef(fs.Name(), "--delivery-timeout must not be negative")
+	case o.delivery == 0:
+		o.delivery = g.timeout
 	}
-	return withClient(ctx, g, func(c *client.Client) error {
-		var p *client.Producer
-		err := g.call(ctx, func(ctx context.Context) (err error) {
-			p, err = c.NewProducer(ctx, pos[0], client.ProducerOptions{Compression: *compression, RequestTimeout: g.timeout})
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		tally := &produceTally{ok: make(map[uint32]int)}
-		readErr := produceLines(ctx, e.stdin, *maxLine, p, client.Message{Shard: *shard}, []byte(*key), tally.add)
-		if err := p.Close(); err != nil && readErr == nil {
-			readErr = err
-		}
-		elapsed := time.Since(start)
-		tally.mu.Lock()
-		defer tally.mu.Unlock()
-		writeProduceSummary(e.stdout, tally.ok, elapsed)
-		if readErr != nil {
-			return readErr
-		}
-		if tally.failed > 0 {
-			total := tally.failed
-			for _, n := range tally.ok {
-				total += n
-			}
-			return fmt.Errorf("%d of %d records failed: %w", tally.failed, total, tally.firstErr)
-		}
-		return nil
-	})
+	return withClient(ctx, e, g, func(c *client.Client) error { return produce(ctx, e, g, c, pos[0], o) })
 }
 
-// produceLines sends one record per line of r until EOF.
+func produce(ctx context.Context, e *env, g globals, c *client.Client, topic string, o produceOpts) error {
+	var p *client.Producer
+	err := g.call(ctx, func(ctx context.Context) (err error) {
+		p, err = c.NewProducer(ctx, topic, client.ProducerOptions{
+			Compression: o.compression, RequestTimeout: g.timeout, DeliveryTimeout: o.delivery,
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	tally := &produceTally{ok: make(map[uint32]int)}
+	readErr := produceLines(ctx, e.stdin, o.maxLine, p, client.Message{Shard: o.shard}, []byte(o.key), tally.add)
+	// On a signal CloseContext gives up at once: records not acknowledged by then
+	// fail with ErrAborted and are counted below.
+	if err := p.CloseContext(ctx); err != nil && readErr == nil {
+		readErr = err
+	}
+	elapsed := time.Since(start)
+	tally.mu.Lock()
+	defer tally.mu.Unlock()
+	writeProduceSummary(e.stdout, tally.ok, elapsed)
+	acked := 0
+	for _, n := range tally.ok {
+		acked += n
+	}
+	if i := interruption(ctx); i != nil {
+		return &interruptError{by: i, detail: fmt.Sprintf("%d records acknowledged, %d not acknowledged (may or may not be written)", acked, tally.failed)}
+	}
+	if readErr != nil {
+		return readErr
+	}
+	if tally.failed > 0 {
+		return fmt.Errorf("%d of %d records not acknowledged; first error: %w", tally.failed, acked+tally.failed, tally.firstErr)
+	}
+	return nil
+}
+
+// produceLines sends one record per line of r until EOF or until ctx ends. The lines
+// are read by another goroutine, so a read that blocks (a terminal, a pipe nobody
+// writes to) cannot hold produce past a signal.
 func produceLines(ctx context.Context, r io.Reader, maxLine int, p *client.Producer, tmpl client.Message, key []byte, cb func(client.Result)) error {
+	lines := make(chan []byte, 256)
+	readErr := make(chan error, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go scanLines(r, maxLine, lines, readErr, stop)
+	for line := 1; ; line++ {
+		var v []byte
+		var ok bool
+		select {
+		case v, ok = <-lines:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok {
+			return <-readErr
+		}
+		m := tmpl
+		m.Value = v
+		if len(key) > 0 {
+			m.Key = key
+		}
+		if err := p.Send(ctx, m, cb); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+	}
+}
+
+// scanLines sends each line of r to lines until EOF, an error or stop; it puts the
+// error (nil at EOF) in errc before closing lines.
+func scanLines(r io.Reader, maxLine int, lines chan<- []byte, errc chan<- error, stop <-chan struct{}) {
+	defer close(lines)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, min(maxLine, 64<<10)), maxLine)
 	line := 0
 	for sc.Scan() {
 		line++
-		m := tmpl
-		m.Value = slices.Clone(sc.Bytes())
-		if len(key) > 0 {
-			m.Key = key
-		}
-		if err := p.Send(ctx, m, cb); err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
+		select {
+		case lines <- slices.Clone(sc.Bytes()):
+		case <-stop:
+			errc <- nil
+			return
 		}
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return fmt.Errorf("line %d is longer than --max-line-bytes=%d", line+1, maxLine)
-		}
-		return fmt.Errorf("read stdin: %w", err)
+	err := sc.Err()
+	switch {
+	case errors.Is(err, bufio.ErrTooLong):
+		err = fmt.Errorf("line %d is longer than --max-line-bytes=%d", line+1, maxLine)
+	case err != nil:
+		err = fmt.Errorf("read stdin: %w", err)
 	}
-	return nil
+	errc <- err
 }
 
 func writeProduceSummary(w io.Writer, perShard map[uint32]int, elapsed time.Duration) {
@@ -143,9 +202,10 @@ func cmdConsume(ctx context.Context, e *env, g globals, args []string) error {
 	fs.BoolVar(&o.fromBeginning, "from-beginning", false, "start at each shard's log start (the default without --follow)")
 	fs.Int64Var(&o.offset, "offset", -1, "start at this offset")
 	fs.IntVar(&o.max, "max", 0, "stop after this many records (0: no limit)")
-	fs.BoolVar(&o.follow, "follow", false, "keep waiting for new records (starts at the end unless told otherwise)")
+	fs.BoolVar(&o.follow, "follow", false, "keep waiting for new records (starts at the end unless told otherwise);\n"+
+		"a shard whose fetches fail for --timeout is reported on stderr and retried")
 	fs.StringVar(&o.format, "format", "text", "text (the value per line) or json (one object per line)")
-	fs.DurationVar(&o.maxWait, "max-wait", 500*time.Millisecond, "long-poll wait per fetch")
+	fs.DurationVar(&o.maxWait, "max-wait", 500*time.Millisecond, "long-poll wait per fetch (a fetch gives up after --max-wait plus --timeout)")
 	pos, err := parse(e, fs, args, 1)
 	if err != nil {
 		return err
@@ -158,11 +218,11 @@ func cmdConsume(ctx context.Context, e *env, g globals, args []string) error {
 	case o.max < 0 || o.shard < -1:
 		return usagef(fs.Name(), "--max and --shard must not be negative")
 	}
-	return withClient(ctx, g, func(c *client.Client) error { return consume(ctx, e, g, c, pos[0], o) })
+	return withClient(ctx, e, g, func(c *client.Client) error { return consume(ctx, e, g, c, pos[0], o) })
 }
 
 func consume(ctx context.Context, e *env, g globals, c *client.Client, topic string, o consumeOpts) error {
-	co := client.ConsumerOptions{Start: client.StartEarliest, MaxWait: o.maxWait}
+	co := client.ConsumerOptions{Start: client.StartEarliest, MaxWait: o.maxWait, RequestTimeout: g.timeout}
 	switch {
 	case o.offset >= 0:
 		co.Start = o.offset
@@ -182,7 +242,7 @@ func consume(ctx context.Context, e *env, g globals, c *client.Client, topic str
 		if err != nil {
 			return err
 		}
-		if ends, err = endOffsets(info, co.Shards); err != nil {
+		if ends, err = endOffsets(topic, info, co.Shards); err != nil {
 			return err
 		}
 	}
@@ -198,11 +258,12 @@ func consume(ctx context.Context, e *env, g globals, c *client.Client, topic str
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
 	printed := 0
+	w := newStallWatch(e, topic, g.timeout, ends)
 	for !reachedEnds(k.Positions(), ends) {
 		recs, err := k.Poll(ctx)
 		if err != nil {
-			if ctx.Err() != nil && o.follow {
-				return nil // interrupted
+			if i := interruption(ctx); i != nil {
+				return &interruptError{by: i, detail: fmt.Sprintf("%d records printed", printed)}
 			}
 			return err
 		}
@@ -220,19 +281,87 @@ func consume(ctx context.Context, e *env, g globals, c *client.Client, topic str
 		if err := out.Flush(); err != nil {
 			return err
 		}
+		if err := w.check(k.Positions(), k.FetchErrors()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stallWatch keeps consume from waiting silently on a shard that makes no progress.
+// Without --follow (ends set) a shard short of its end offset that has returned no
+// record for the timeout fails the command; with --follow, a shard whose fetches have
+// failed for the timeout gets one warning line per outage and is still retried.
+type stallWatch struct {
+	e       *env
+	topic   string
+	timeout time.Duration
+	ends    map[uint32]uint64
+	last    map[uint32]uint64    // position at the last progress
+	since   map[uint32]time.Time // time of the last progress
+	warned  map[uint32]time.Time // Since of the outage already warned about
+}
+
+func newStallWatch(e *env, topic string, timeout time.Duration, ends map[uint32]uint64) *stallWatch {
+	w := &stallWatch{e: e, topic: topic, timeout: timeout, ends: ends,
+		last: map[uint32]uint64{}, since: map[uint32]time.Time{}, warned: map[uint32]time.Time{}}
+	now := time.Now()
+	for s := range ends {
+		w.since[s] = now
+	}
+	return w
+}
+
+func (w *stallWatch) check(positions map[uint32]uint64, failing map[uint32]client.FetchError) error {
+	now := time.Now()
+	if w.ends == nil {
+		for _, s := range slices.Sorted(maps.Keys(failing)) {
+			fe := failing[s]
+			if now.Sub(fe.Since) >= w.timeout && !w.warned[s].Equal(fe.Since) {
+				w.warned[s] = fe.Since
+				fmt.Fprintf(w.e.stderr, "shardlog: still retrying after %s: %s\n", now.Sub(fe.Since).Round(time.Millisecond), errorLine(fe.Err))
+			}
+		}
+		return nil
+	}
+	for _, s := range slices.Sorted(maps.Keys(w.ends)) {
+		p, ok := positions[s]
+		if ok && p >= w.ends[s] {
+			continue
+		}
+		if ok && p != w.last[s] {
+			w.last[s], w.since[s] = p, now
+			continue
+		}
+		if now.Sub(w.since[s]) < w.timeout {
+			continue
+		}
+		msg := fmt.Sprintf("shard %d of topic %s: no records for %s (--timeout) at offset %d, end offset %d",
+			s, w.topic, w.timeout, p, w.ends[s])
+		if !ok {
+			msg = fmt.Sprintf("shard %d of topic %s: start offset not found within %s (--timeout)", s, w.topic, w.timeout)
+		}
+		if fe, ok := failing[s]; ok {
+			var se *client.ShardError
+			if errors.As(fe.Err, &se) {
+				return fmt.Errorf("%s: %w", msg, se.Err)
+			}
+			return fmt.Errorf("%s: %w", msg, fe.Err)
+		}
+		return errors.New(msg)
 	}
 	return nil
 }
 
 // endOffsets returns the next offset of each consumed shard.
-func endOffsets(info *shardlogv1.TopicInfo, shards []uint32) (map[uint32]uint64, error) {
+func endOffsets(topic string, info *shardlogv1.TopicInfo, shards []uint32) (map[uint32]uint64, error) {
 	ends := make(map[uint32]uint64)
 	for _, sh := range info.GetShards() {
 		if shards != nil && !slices.Contains(shards, sh.GetIndex()) {
 			continue
 		}
 		if msg := sh.GetStatusError(); msg != "" {
-			return nil, fmt.Errorf("shard %d: %s", sh.GetIndex(), msg)
+			return nil, fmt.Errorf("shard %d of topic %s: %s", sh.GetIndex(), topic, msg)
 		}
 		ends[sh.GetIndex()] = sh.GetNextOffset()
 	}

@@ -15,10 +15,30 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	code := run(ctx, os.Args[1:], &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()
 	os.Exit(code)
+}
+
+// signalContext returns a context that the first SIGINT or SIGTERM cancels with an
+// *interrupted cause, so that client commands can say why they stopped and exit with
+// 128+signal. Later signals are ignored (the command is already ending).
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-sigs:
+			cancel(&interrupted{sig: s})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel(nil)
+	}
 }
 
 // env is what a command may touch of the process, so that tests can run commands in-process.
@@ -32,6 +52,9 @@ type env struct {
 type command struct {
 	name, args, summary string
 	run                 func(ctx context.Context, e *env, g globals, args []string) error
+	// client commands talk to a cluster with the global flags; a signal ends them with
+	// status 128+signal and a one-line message.
+	client bool
 }
 
 // commands lists the subcommands in the order usage shows them. It is filled by init
@@ -40,16 +63,16 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"server", "[flags]", "run a shardlog node", func(_ context.Context, _ *env, _ globals, a []string) error { return runServer(a) }},
-		{"dev", "[flags]", "run a local development cluster", func(_ context.Context, _ *env, _ globals, a []string) error { return runDev(a) }},
-		{"create-topic", "NAME --shards N --replication-factor R [--retention 24h] [--retention-bytes N] [--compression none|s2|zstd]", "create a topic", cmdCreateTopic},
-		{"delete-topic", "NAME", "delete a topic and its data", cmdDeleteTopic},
-		{"topics", "", "list topics", cmdTopics},
-		{"describe-topic", "NAME", "show a topic's shards, replicas, leaders and offsets", cmdDescribeTopic},
-		{"produce", "TOPIC [--key K] [--shard N]", "produce one record per stdin line", cmdProduce},
-		{"consume", "TOPIC [--shard N] [--from-beginning|--offset O] [--max N] [--follow] [--format text|json]", "print records", cmdConsume},
-		{"dump", "[--json]", "show nodes, topics, placement and meta state", cmdDump},
-		{"bench", "[--nodes 3|--server host:port] [--shards N] [--record-size B] [--duration 10s] [--json] | matrix", "measure produce/consume throughput, latency and server cost", mainStatus(bench.Main)},
-		{"chaos", "[--nodes 5] [--faults kill,pause,partition,restart-all] [--duration 60s] [--seed N] [--json]", "run a cluster under faults and check that nothing acknowledged is lost", mainStatus(chaos.Main)},
+		{"server", "[flags]", "run a shardlog node", func(_ context.Context, _ *env, _ globals, a []string) error { return runServer(a) }, false},
+		{"dev", "[flags]", "run a local development cluster", func(_ context.Context, _ *env, _ globals, a []string) error { return runDev(a) }, false},
+		{"create-topic", "NAME --shards N --replication-factor R [--retention 24h] [--retention-bytes N] [--compression none|s2|zstd]", "create a topic", cmdCreateTopic, true},
+		{"delete-topic", "NAME", "delete a topic and its data", cmdDeleteTopic, true},
+		{"topics", "", "list topics", cmdTopics, true},
+		{"describe-topic", "NAME", "show a topic's shards, replicas, leaders and offsets", cmdDescribeTopic, true},
+		{"produce", "TOPIC [--key K] [--shard N] [--delivery-timeout D]", "produce one record per stdin line", cmdProduce, true},
+		{"consume", "TOPIC [--shard N] [--from-beginning|--offset O] [--max N] [--follow] [--format text|json]", "print records", cmdConsume, true},
+		{"dump", "[--json]", "show nodes, topics, placement and meta state", cmdDump, true},
+		{"bench", "[--nodes 3|--server host:port] [--shards N] [--record-size B] [--duration 10s] [--json] | matrix", "measure produce/consume throughput, latency and server cost", mainStatus(bench.Main), false},
+		{"chaos", "[--nodes 5] [--faults kill,pause,partition,restart-all] [--duration 60s] [--seed N] [--json]", "run a cluster under faults and check that nothing acknowledged is lost", mainStatus(chaos.Main), false},
 	}
 }
