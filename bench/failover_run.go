@@ -250,7 +250,7 @@ func (r *failoverRun) shardLoop(ctx context.Context, p *client.Producer, shard i
 		}
 		err := p.Send(ctx, client.Message{Value: payload.Next(intended), Shard: shard, Timestamp: intended}, func(res client.Result) {
 			if res.Err != nil {
-				r.errs.add(fmt.Errorf("shard %d: %w", shard, res.Err))
+				r.errs.add(res.Err) // the client names the shard and topic
 				return
 			}
 			r.acks.add(shard, time.Now())

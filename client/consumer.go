@@ -50,6 +50,10 @@ type ConsumerOptions struct {
 	// resolves a position, so a node that stopped answering costs a retry, not a hang.
 	// Default 10s.
 	RequestTimeout time.Duration
+	// LeaderAttemptTimeout bounds one Fetch sent straight to the shard's cached leader
+	// beyond MaxWait (at most RequestTimeout), as ProducerOptions.LeaderAttemptTimeout.
+	// Default 3s.
+	LeaderAttemptTimeout time.Duration
 	// Strict makes Poll fail with ErrOutOfRange when a shard's position is outside its
 	// log (for example after retention dropped it); by default the position moves to the
 	// nearest valid offset (the log start or end) and a warning is logged.
@@ -123,6 +127,9 @@ func (c *Client) NewConsumer(ctx context.Context, topic string, o ConsumerOption
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultFetchRequestTimeout
+	}
+	if o.LeaderAttemptTimeout <= 0 {
+		o.LeaderAttemptTimeout = DefaultLeaderAttemptTimeout
 	}
 	if o.Start < StartEarliest {
 		return nil, fmt.Errorf("client: invalid start offset %d", o.Start)
@@ -329,7 +336,11 @@ func (f *fetcher) step(ctx context.Context) error {
 	}
 	t := k.routes.target(f.shard)
 	var md metadata.MD
-	rctx, cancel := context.WithTimeout(ctx, k.o.MaxWait+k.o.RequestTimeout)
+	limit := k.o.RequestTimeout
+	if t.leader {
+		limit = min(limit, k.o.LeaderAttemptTimeout)
+	}
+	rctx, cancel := context.WithTimeout(ctx, k.o.MaxWait+limit)
 	resp, err := shardlogv1.NewLogClient(t.cc).Fetch(rctx, &shardlogv1.FetchRequest{
 		Topic: k.topic, Shard: f.shard, Offset: f.pos,
 		MaxBytes: uint32(k.o.MaxBytes), MaxWaitMs: uint32(k.o.MaxWait / time.Millisecond),

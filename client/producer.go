@@ -17,14 +17,16 @@ const AnyShard = -1
 
 // Producer defaults and limits.
 const (
-	DefaultBatchBytes       = 256 << 10
-	DefaultBatchRecords     = 10000
-	DefaultLinger           = 5 * time.Millisecond
-	DefaultMaxInFlight      = 5
-	MaxMaxInFlight          = 16
-	DefaultDeliveryTimeout  = 2 * time.Minute
-	DefaultRequestTimeout   = 10 * time.Second
-	DefaultMaxBufferedBytes = 64 << 20
+	DefaultBatchBytes      = 256 << 10
+	DefaultBatchRecords    = 10000
+	DefaultLinger          = 5 * time.Millisecond
+	DefaultMaxInFlight     = 5
+	MaxMaxInFlight         = 16
+	DefaultDeliveryTimeout = 2 * time.Minute
+	DefaultRequestTimeout  = 10 * time.Second
+	// DefaultLeaderAttemptTimeout bounds a call sent straight to a shard's cached leader.
+	DefaultLeaderAttemptTimeout = 3 * time.Second
+	DefaultMaxBufferedBytes     = 64 << 20
 )
 
 // recordOverhead approximates the per-record framing bytes of an encoded batch, so that
@@ -53,6 +55,12 @@ type ProducerOptions struct {
 	// RequestTimeout bounds one Produce RPC (and never runs past DeliveryTimeout).
 	// Default 10s.
 	RequestTimeout time.Duration
+	// LeaderAttemptTimeout bounds one Produce sent straight to the shard's cached leader
+	// (at most RequestTimeout). A leader that hangs (SIGSTOP, a cut link) then costs this
+	// long, not RequestTimeout: the retry goes through another node, which routes around
+	// a node gossip reports failed. A healthy leader answers in milliseconds; the retry
+	// of a slow one is deduplicated. Default 3s.
+	LeaderAttemptTimeout time.Duration
 	// MaxBufferedBytes bounds the bytes of records sent and not yet called back; Send
 	// blocks while it is reached. Default 64 MiB.
 	MaxBufferedBytes int
@@ -77,6 +85,9 @@ func (o *ProducerOptions) ensureDefaults() {
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.LeaderAttemptTimeout <= 0 {
+		o.LeaderAttemptTimeout = DefaultLeaderAttemptTimeout
 	}
 	if o.MaxBufferedBytes <= 0 {
 		o.MaxBufferedBytes = DefaultMaxBufferedBytes

@@ -293,9 +293,12 @@ func (s *shardSender) send(b *batch, now time.Time) {
 	}
 	attempt := b.attempt
 	go func() {
+		t := s.p.routes.target(s.shard)
+		if t.leader {
+			timeout = min(timeout, s.p.o.LeaderAttemptTimeout)
+		}
 		ctx, cancel := context.WithTimeout(s.p.rpcCtx, timeout)
 		defer cancel()
-		t := s.p.routes.target(s.shard)
 		var md metadata.MD
 		resp, err := shardlogv1.NewLogClient(t.cc).Produce(ctx, req, grpc.Header(&md))
 		s.p.routes.observe(s.shard, t, md, err)

@@ -172,3 +172,43 @@ func TestLeaderRoutingLearnsFromHeader(t *testing.T) {
 		})
 	}
 }
+
+// A cached leader that stops answering (SIGSTOP: its connections stay open) costs one
+// LeaderAttemptTimeout, not RequestTimeout: the retry goes through the dialled node.
+func TestClientHungLeaderCostsOneAttemptTimeout(t *testing.T) {
+	follower, leader, c := twoNodes(t)
+	leader.SetFaults(clienttest.Faults{Hang: true})
+	ctx := t.Context()
+	p, err := c.NewProducer(ctx, "t", ProducerOptions{Linger: -1, RequestTimeout: 20 * time.Second, LeaderAttemptTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now()
+	if _, err := p.SendSync(ctx, Message{Shard: 0, Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("produce past a hung leader took %v; RequestTimeout is 20 s, the leader attempt bound 300 ms", took)
+	}
+	if n := countRecords(t, follower, 0); n != 1 {
+		t.Fatalf("follower holds %d records of shard 0, want 1", n)
+	}
+	cons, err := c.NewConsumer(ctx, "t", ConsumerOptions{Shards: []uint32{0}, Start: StartEarliest, MaxWait: 100 * time.Millisecond,
+		RequestTimeout: 20 * time.Second, LeaderAttemptTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	start = time.Now()
+	for got := 0; got == 0; {
+		recs, err := cons.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(recs)
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("fetch past a hung leader: nothing after %v", took)
+		}
+	}
+}

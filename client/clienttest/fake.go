@@ -53,6 +53,9 @@ type Faults struct {
 	// MaxDelay delays each Produce by a random duration up to it, so concurrent
 	// requests reach the shard out of order.
 	MaxDelay time.Duration
+	// Hang makes every Produce and Fetch wait until its caller gives up, as a node
+	// stopped with SIGSTOP does (its TCP connections stay open).
+	Hang bool
 }
 
 // Server is a fake shardlog node. It is safe for concurrent use.

@@ -21,6 +21,10 @@ func (s *Server) Produce(ctx context.Context, req *shardlogv1.ProduceRequest) (*
 		delay = time.Duration(s.rng.Int64N(int64(f.MaxDelay)))
 	}
 	s.mu.Unlock()
+	if f.Hang {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	if delay > 0 {
 		time.Sleep(delay)
 	}
@@ -91,7 +95,12 @@ func (s *Server) Fetch(ctx context.Context, req *shardlogv1.FetchRequest) (*shar
 	s.markServed(ctx)
 	s.mu.Lock()
 	s.stats.Fetches++
+	hang := s.faults.Hang
 	s.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	for {
 		s.mu.Lock()
 		sh, err := s.shardLocked(req.GetTopic(), req.GetShard())
