@@ -58,7 +58,7 @@ lint:
 # every node's power; SHARDLOG_CRASH_SEED=N replays a seed (a random one is printed).
 CHAOS_SEEDS    ?= 11 12 13 14 15
 CHAOS_DURATION ?= 120s
-CRASH_DURATION ?= 10m
+CRASH_DURATION ?= 3m
 chaos: build
 	./chaos/setup-netns.sh
 	@for s in $(CHAOS_SEEDS); do \
