@@ -48,7 +48,10 @@ type Node struct {
 	gate   *seqGate
 	disk   *diskMonitor
 
-	view        atomic.Pointer[meta.State]
+	view atomic.Pointer[meta.State]
+	// down holds the nodes gossip reports failed that did not answer a direct call
+	// either (wakeLoop writes it, routing reads it).
+	down        atomic.Pointer[map[meta.NodeID]bool]
 	metaChanged chan struct{}
 	// leaderHints caches shardID -> NodeID of the last node seen leading the shard.
 	leaderHints sync.Map

@@ -158,7 +158,7 @@ func (s *adminService) DeleteTopic(ctx context.Context, req *pb.DeleteTopicReque
 func (n *Node) adminView(ctx context.Context) (*meta.State, error) {
 	// A meta leader on a node gossip no longer holds ALIVE would hold the read until
 	// its timeout; the meta group elects anew within a second, the local view serves.
-	if leader, _, valid, err := n.nh.GetLeaderID(meta.ShardID); err == nil && valid && !n.peerAlive(meta.NodeID(leader)) {
+	if leader, _, valid, err := n.nh.GetLeaderID(meta.ShardID); err == nil && valid && !n.peerAnswering(meta.NodeID(leader)) {
 		return n.metaView()
 	}
 	if v, err := n.syncView(ctx); err == nil && v != nil {

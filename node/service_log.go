@@ -296,7 +296,7 @@ func (n *Node) collectStatus(ctx context.Context, v *meta.State, shards []meta.S
 				answers <- answer{node: id, err: fmt.Errorf("node %d unknown", uint64(id))}
 				return
 			}
-			if !n.peerAlive(id) {
+			if !n.peerAnswering(id) {
 				// A hung node would hold the answer until the timeout.
 				answers <- answer{node: id, err: fmt.Errorf("node %d is %s", uint64(id), n.nodeState(id))}
 				return

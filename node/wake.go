@@ -1,12 +1,15 @@
 package node
 
 import (
+	"context"
+	"sync"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
 
 	"shardlog/gossip"
 	"shardlog/meta"
+	pb "shardlog/proto/shardlogv1"
 )
 
 // Waking quiesced shards when a peer fails.
@@ -16,18 +19,23 @@ import (
 // shard dies (or hangs, or is cut off), no message ever comes, so without help the
 // surviving majority never elects a new leader, and a proposal on a follower is
 // forwarded to the dead leader and lost. Gossip notices the failure within about a
-// probe interval; the wake loop then pokes every local replica whose leader sits on a
-// node that is not ALIVE (or that has no leader, or that leads without a live
-// majority) with a ReadIndex request. That takes the replica out of quiesce; its
+// probe interval. The wake loop then asks the node itself (one ShardStatus call, bounded
+// by downProbeTimeout): gossip's probes are UDP with a 500 ms timeout, and on a loaded
+// machine they flap, so a node is taken for down only when it fails that call too. It
+// then pokes every local replica whose leader sits on a down node (or that leads without
+// a live majority) with a ReadIndex request. That takes the replica out of quiesce; its
 // election clock kept running while it was quiesced, so it campaigns at its next tick
 // and the other survivors, woken by its vote request, elect a new leader.
 //
-// A ReadIndex to a leader that is in fact alive costs one heartbeat round and, since
-// the leader answers before the follower's next tick, no election.
+// The down set also steers requests: routing skips a leader on a down node, and calls
+// already forwarded to it are cut short.
 
-// wakeLoop runs wakeOrphans (and cuts short the calls forwarded to the peer) at every
-// gossip report of a peer that is no longer ALIVE, and every WakeInterval to catch shards that lost their leader some other way. It is
-// the only user of the gossip event channel.
+// downProbeTimeout bounds the direct check of a node gossip reports not ALIVE.
+const downProbeTimeout = time.Second
+
+// wakeLoop runs a pass at every gossip report of a peer that is no longer ALIVE, and
+// every WakeInterval, which also notices a node coming back. It is the only user of
+// the gossip event channel and the only writer of n.down.
 func (n *Node) wakeLoop() {
 	defer n.wg.Done()
 	if n.cfg.WakeInterval < 0 {
@@ -49,22 +57,90 @@ func (n *Node) wakeLoop() {
 			if ev.State == gossip.StateAlive {
 				continue
 			}
-			n.log.Info("peer not alive; waking the shards it led", "peer", ev.NodeID, "state", ev.State)
-			n.abortPeer(meta.NodeID(ev.NodeID))
-			n.wakeOrphans(time.Now(), woken)
+			n.wakePass(time.Now(), woken)
 		case now := <-tick.C:
-			n.wakeOrphans(now, woken)
+			n.wakePass(now, woken)
 		}
 	}
 }
 
-// wakeOrphans wakes each local replica that needs a new leader, at most once per
-// wakeGap per shard (woken holds the last wake of each shard; wakeLoop owns it).
-func (n *Node) wakeOrphans(now time.Time, woken map[uint64]time.Time) {
+// wakePass refreshes the set of down nodes, cuts short the calls forwarded to nodes
+// newly down, and wakes the replicas that need a new leader.
+func (n *Node) wakePass(now time.Time, woken map[uint64]time.Time) {
 	v := n.view.Load()
 	if v == nil {
 		return
 	}
+	old := n.downNodes()
+	down := n.probeSuspects(v)
+	n.down.Store(&down)
+	for id := range down {
+		if !old[id] {
+			n.log.Info("peer down (gossip and a direct call agree); waking the shards it led", "peer", uint64(id), "state", n.nodeState(id))
+			n.abortPeer(id)
+		}
+	}
+	for id := range old {
+		if !down[id] {
+			n.log.Info("peer answers again", "peer", uint64(id), "state", n.nodeState(id))
+		}
+	}
+	if len(down) > 0 {
+		n.wakeOrphans(v, now, woken)
+	}
+	for id, at := range woken {
+		if now.Sub(at) >= n.wakeGap() {
+			delete(woken, id)
+		}
+	}
+}
+
+// probeSuspects returns the registered nodes that gossip does not hold ALIVE and that
+// did not answer a direct call either, calling them in parallel.
+func (n *Node) probeSuspects(v *meta.State) map[meta.NodeID]bool {
+	down := map[meta.NodeID]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, nd := range v.SortedNodes() {
+		if st := n.nodeState(nd.ID); st == gossip.StateAlive || st == "" {
+			continue
+		}
+		wg.Go(func() {
+			ok := n.answers(nd.ClientAddr)
+			mu.Lock()
+			defer mu.Unlock()
+			if !ok {
+				down[nd.ID] = true
+			}
+		})
+	}
+	wg.Wait()
+	return down
+}
+
+// answers reports whether the node at addr answers a ShardStatus call in time.
+func (n *Node) answers(addr string) bool {
+	conn, err := n.dial(addr)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, downProbeTimeout)
+	defer cancel()
+	_, err = pb.NewClusterClient(conn).ShardStatus(ctx, &pb.ShardStatusRequest{})
+	return err == nil
+}
+
+// downNodes is the current down set (read-only).
+func (n *Node) downNodes() map[meta.NodeID]bool {
+	if d := n.down.Load(); d != nil {
+		return *d
+	}
+	return nil
+}
+
+// wakeOrphans wakes each local replica that needs a new leader, at most once per
+// wakeGap per shard (woken holds the last wake of each shard; wakeLoop owns it).
+func (n *Node) wakeOrphans(v *meta.State, now time.Time, woken map[uint64]time.Time) {
 	gap := n.wakeGap()
 	var pending []*dragonboat.RequestState
 	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
@@ -80,11 +156,6 @@ func (n *Node) wakeOrphans(now time.Time, woken map[uint64]time.Time) {
 		woken[id] = now
 		pending = append(pending, rs)
 	}
-	for id, at := range woken {
-		if now.Sub(at) >= gap {
-			delete(woken, id)
-		}
-	}
 	if len(pending) == 0 {
 		return
 	}
@@ -98,17 +169,16 @@ func (n *Node) wakeOrphans(now time.Time, woken map[uint64]time.Time) {
 	}()
 }
 
-// orphaned reports whether this node's replica rid of sh needs waking: the shard has no
-// known leader, its leader's node is not ALIVE, or this replica leads without a live
-// majority (woken, it runs the quorum check and steps down).
+// orphaned reports whether this node's replica rid of sh needs waking: its leader's
+// node is down, or this replica leads without a live majority (woken, it runs the
+// quorum check and steps down). A replica with no known leader is campaigning, not
+// quiesced: waking it would only add elections.
 func (n *Node) orphaned(sh meta.Shard, rid uint64) bool {
 	leader, _, valid, err := n.nh.GetLeaderID(sh.ShardID)
-	switch {
-	case err != nil:
+	if err != nil || !valid {
 		return false
-	case !valid:
-		return true
-	case leader == rid:
+	}
+	if leader == rid {
 		alive := 0
 		for _, r := range sh.Replicas {
 			if n.peerAlive(r.NodeID) {
@@ -122,14 +192,21 @@ func (n *Node) orphaned(sh meta.Shard, rid uint64) bool {
 			return !n.peerAlive(r.NodeID)
 		}
 	}
-	return true // led by a replica the view does not know: let it re-elect
+	return false
 }
 
-// peerAlive reports whether gossip holds node id ALIVE. This node is alive; a node
-// gossip has not heard of yet (just after a restart) is not taken for dead.
+// peerAlive reports whether node id is not in the down set: gossip holds it ALIVE, or
+// it answered a direct call at the last wake pass.
 func (n *Node) peerAlive(id meta.NodeID) bool {
+	return !n.downNodes()[id]
+}
+
+// peerAnswering reports whether node id can be expected to answer soon: gossip holds it
+// ALIVE (or has not heard of it yet) and it is not down. Status calls skip a node that
+// is not, rather than wait for it: a false suspicion only leaves out its answer.
+func (n *Node) peerAnswering(id meta.NodeID) bool {
 	st := n.nodeState(id)
-	return st == gossip.StateAlive || st == ""
+	return (st == gossip.StateAlive || st == "") && n.peerAlive(id)
 }
 
 // wakeGap is the shortest time between two wakes of one shard: two election
