@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"shardlog/client"
 	"shardlog/proto/shardlogv1"
@@ -28,8 +30,13 @@ var (
 	ErrInconclusive = errors.New("chaos: inconclusive")
 )
 
-// Topic is the name of the topic a run creates.
-const Topic = "chaos"
+// The topics a run creates: the busy one, the idle one (IdleShards) and the one with
+// retention (RetentionShards).
+const (
+	Topic          = "chaos"
+	IdleTopic      = "chaos-idle"
+	RetentionTopic = "chaos-retention"
+)
 
 // Config is one chaos run.
 type Config struct {
@@ -47,6 +54,22 @@ type Config struct {
 	Producers, Consumers int
 	// Rate is the total records per second all producers send. Default 1000.
 	Rate int
+	// IdleShards is the idle topic's shard count (default 8; negative: no idle topic).
+	// Each idle shard gets one record every IdleInterval (default 20s), the shards in
+	// turn, plus probes after every fault and heal.
+	IdleShards   int
+	IdleInterval time.Duration
+	// RetentionShards is the retention topic's shard count (default 2; negative: no
+	// retention topic). Its records expire after Retention (default 4s); one producer
+	// writes RetentionRate records/s (default 40) to it; the servers apply retention
+	// every RetentionInterval (their --retention-interval, default 1s).
+	RetentionShards   int
+	Retention         time.Duration
+	RetentionRate     int
+	RetentionInterval time.Duration
+	// MaxUnavailable bounds how long a shard with a live, connected majority of its
+	// replicas may stay unwritable (default 10s): longer fails the run.
+	MaxUnavailable time.Duration
 	// SettleTimeout bounds the wait, after healing, for every replica to catch up, and
 	// again for the final read of every replica. Default 60s.
 	SettleTimeout time.Duration
@@ -84,6 +107,27 @@ func (c *Config) ensureDefaults() {
 	if c.Rate == 0 {
 		c.Rate = 1000
 	}
+	if c.IdleShards == 0 {
+		c.IdleShards = 8
+	}
+	if c.IdleInterval == 0 {
+		c.IdleInterval = 20 * time.Second
+	}
+	if c.RetentionShards == 0 {
+		c.RetentionShards = 2
+	}
+	if c.Retention == 0 {
+		c.Retention = 4 * time.Second
+	}
+	if c.RetentionRate == 0 {
+		c.RetentionRate = 40
+	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = time.Second
+	}
+	if c.MaxUnavailable == 0 {
+		c.MaxUnavailable = 10 * time.Second
+	}
 	if c.SettleTimeout == 0 {
 		c.SettleTimeout = 60 * time.Second
 	}
@@ -116,6 +160,16 @@ func (c *Config) Validate() error {
 	if c.Producers < 1 || c.Consumers < 0 || c.Rate < c.Producers {
 		errs = append(errs, fmt.Errorf("need producers >= 1, consumers >= 0, rate >= producers (got %d, %d, %d)",
 			c.Producers, c.Consumers, c.Rate))
+	}
+	if c.IdleShards > 0 && c.IdleInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("idle interval %s must be at least 100ms", c.IdleInterval))
+	}
+	if c.RetentionShards > 0 && (c.Retention < 100*time.Millisecond || c.RetentionRate < 1 || c.RetentionInterval < 100*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("retention %s and retention interval %s must be at least 100ms, retention rate %d at least 1",
+			c.Retention, c.RetentionInterval, c.RetentionRate))
+	}
+	if c.MaxUnavailable < 0 {
+		errs = append(errs, fmt.Errorf("max unavailable %s must not be negative", c.MaxUnavailable))
 	}
 	for _, f := range c.Faults {
 		if f == FaultPartition && c.Nodes < 3 {
@@ -158,8 +212,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 		defer netns.Close()
 	}
+	var extra []string
+	if cfg.RetentionShards > 0 {
+		extra = append(extra, "--retention-interval", cfg.RetentionInterval.String())
+	}
 	cl, err := NewCluster(ClusterConfig{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir,
-		LogLevel: cfg.ServerLogLevel, Net: netns, Logger: log})
+		LogLevel: cfg.ServerLogLevel, Net: netns, Logger: log, ExtraArgs: extra})
 	if err != nil {
 		return Report{Seed: cfg.Seed}, err
 	}
@@ -206,6 +264,9 @@ type run struct {
 	dir string
 	rec *recorder
 	adm *client.Client
+	// topics are the run's topics, with each shard's replicas as placed at creation.
+	topics []TopicSpec
+	idle   *idleWriter
 
 	mu     sync.Mutex // guards faults and errs, which the fault and workload goroutines append to
 	faults []FaultEvent
@@ -226,7 +287,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	}
 	defer adm.Close()
 	r.adm = adm
-	if err := r.createTopic(ctx); err != nil {
+	if err := r.createTopics(ctx); err != nil {
 		return Report{Seed: cfg.Seed}, fmt.Errorf("%w: %w", ErrInconclusive, err)
 	}
 
@@ -249,10 +310,11 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	acks, failed, _ := r.rec.counts()
 	r.log.Info("workload stopped", "acknowledged", acks, "failed", failed)
 
-	shards := r.settle(ctx)
-	r.waitConsumers(ctx, shards)
+	ends := r.settle(ctx)
+	r.waitConsumers(ctx, ends)
 	stopConsumers()
 	logs := r.readReplicas(ctx)
+	readDone := time.Now().UnixMilli()
 	if ctx.Err() != nil {
 		// Without the final logs every acknowledgement would look lost: report only
 		// what the workload did, and call the run what it is.
@@ -267,8 +329,12 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("%w: interrupted: %w", ErrInconclusive, ctx.Err())
 	}
 
-	h := History{Seed: cfg.Seed, Shards: uint32(cfg.Shards), Workload: Window{0, workloadEnd},
+	h := History{Seed: cfg.Seed, Topics: r.topics, Workload: Window{0, workloadEnd},
+		MaxUnavailableMs: cfg.MaxUnavailable.Milliseconds(), ReadDoneUnixMs: readDone,
 		Acks: r.rec.acks, Failed: r.rec.failed, Reads: r.rec.reads, Logs: logs}
+	for _, n := range r.cl.Nodes() {
+		h.Nodes = append(h.Nodes, n.Name)
+	}
 	r.mu.Lock()
 	h.Faults = slices.Clone(r.faults)
 	errs := slices.Clone(r.errs)
@@ -289,30 +355,47 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// startWorkload starts the producers and consumers. Each returned func stops its side
-// and waits for it; both may be called more than once.
+// startWorkload starts the producers and consumers of every topic (and the idle
+// writer). Each returned func stops its side and waits for it; both may be called more
+// than once.
 func (r *run) startWorkload(ctx context.Context) (stopProducers, stopConsumers func()) {
 	cfg := r.cfg
 	wctx, cancelProducers := context.WithCancel(ctx)
 	cctx, cancelConsumers := context.WithCancel(ctx)
 	rng := NewRand(cfg.Seed ^ 0x5bd1e995)
 	var pwg, cwg sync.WaitGroup
-	for i := range cfg.Producers {
-		p := &producer{id: i, addrs: shuffled(rng, r.cl.Addrs()), topic: Topic,
-			rate: float64(cfg.Rate) / float64(cfg.Producers), flushTimeout: 45 * time.Second, rec: r.rec, log: r.log}
+	goProducer := func(id int, topic string, rate float64) {
+		p := &producer{id: id, addrs: shuffled(rng, r.cl.Addrs()), topic: topic,
+			rate: rate, flushTimeout: 45 * time.Second, rec: r.rec, log: r.log}
 		pwg.Go(func() {
 			if err := p.run(wctx); err != nil {
-				r.errorf("producer %d: %v", i, err)
+				r.errorf("producer %d (%s): %v", id, topic, err)
 			}
 		})
 	}
-	for i := range cfg.Consumers {
-		k := &consumer{id: i, addrs: shuffled(rng, r.cl.Addrs()), topic: Topic, rec: r.rec, log: r.log}
-		cwg.Go(func() {
-			if err := k.run(cctx); err != nil {
-				r.errorf("consumer %d: %v", i, err)
+	for i := range cfg.Producers {
+		goProducer(i, Topic, float64(cfg.Rate)/float64(cfg.Producers))
+	}
+	if cfg.RetentionShards > 0 {
+		goProducer(cfg.Producers, RetentionTopic, float64(cfg.RetentionRate))
+	}
+	if cfg.IdleShards > 0 {
+		r.idle = newIdleWriter(cfg.Producers+1, shuffled(rng, r.cl.Addrs()), IdleTopic, cfg.IdleInterval, r.rec, r.log)
+		pwg.Go(func() {
+			if err := r.idle.run(wctx); err != nil {
+				r.errorf("idle writer: %v", err)
 			}
 		})
+	}
+	for _, t := range r.topics {
+		for i := range t.Consumers {
+			k := &consumer{id: i, addrs: shuffled(rng, r.cl.Addrs()), topic: t.Name, rec: r.rec, log: r.log}
+			cwg.Go(func() {
+				if err := k.run(cctx); err != nil {
+					r.errorf("consumer %d (%s): %v", i, t.Name, err)
+				}
+			})
+		}
 	}
 	progress := r.startProgress(wctx)
 	return func() {
@@ -325,6 +408,13 @@ func (r *run) startWorkload(ctx context.Context) (stopProducers, stopConsumers f
 		}
 }
 
+// probeIdle asks the idle writer (if any) for one record to every idle shard.
+func (r *run) probeIdle() {
+	if r.idle != nil {
+		r.idle.probe()
+	}
+}
+
 func (r *run) errorf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	r.log.Warn("harness error", "err", msg)
@@ -333,40 +423,81 @@ func (r *run) errorf(format string, args ...any) {
 	r.mu.Unlock()
 }
 
-// createTopic creates the run's topic and waits until every shard has a leader.
-func (r *run) createTopic(ctx context.Context) error {
+// createTopics creates the run's topics, waits until every shard has a leader and
+// records each shard's replicas in r.topics.
+func (r *run) createTopics(ctx context.Context) error {
+	cfg := r.cfg
+	specs := []TopicSpec{{Name: Topic, Shards: uint32(cfg.Shards), Consumers: cfg.Consumers}}
+	side := min(cfg.Consumers, 1)
+	if cfg.IdleShards > 0 {
+		specs = append(specs, TopicSpec{Name: IdleTopic, Shards: uint32(cfg.IdleShards), Consumers: side})
+	}
+	if cfg.RetentionShards > 0 {
+		specs = append(specs, TopicSpec{Name: RetentionTopic, Shards: uint32(cfg.RetentionShards),
+			RetentionMs: cfg.Retention.Milliseconds(), Consumers: side})
+	}
+	for _, spec := range specs {
+		if err := r.createTopic(ctx, &spec); err != nil {
+			return err
+		}
+		r.topics = append(r.topics, spec)
+	}
+	return nil
+}
+
+// createTopic creates one topic, waits until every shard has a leader and fills in
+// spec.Replicas.
+func (r *run) createTopic(ctx context.Context, spec *TopicSpec) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	spec := &shardlogv1.TopicSpec{Name: Topic, Shards: uint32(r.cfg.Shards), ReplicationFactor: uint32(r.cfg.ReplicationFactor)}
+	ps := &shardlogv1.TopicSpec{Name: spec.Name, Shards: spec.Shards, ReplicationFactor: uint32(r.cfg.ReplicationFactor),
+		RetentionMs: spec.RetentionMs}
 	for {
-		_, err := r.adm.CreateTopic(ctx, spec)
+		_, err := r.adm.CreateTopic(ctx, ps)
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("chaos: create topic: %w", err)
+			return fmt.Errorf("chaos: create topic %s: %w", spec.Name, err)
 		}
-		if info, derr := r.adm.DescribeTopic(ctx, Topic, false); derr == nil && info != nil {
+		if info, derr := r.adm.DescribeTopic(ctx, spec.Name, false); derr == nil && info != nil {
 			break // an earlier attempt created it
 		}
 		sleepCtx(ctx, 300*time.Millisecond)
 	}
 	for {
-		info, err := r.adm.DescribeTopic(ctx, Topic, true)
-		if err == nil && len(info.GetShards()) == r.cfg.Shards {
+		info, err := r.adm.DescribeTopic(ctx, spec.Name, true)
+		if err == nil && len(info.GetShards()) == int(spec.Shards) {
 			ready := true
 			for _, s := range info.GetShards() {
 				ready = ready && s.GetStatusError() == "" && s.GetLeaderNodeId() != 0
 			}
 			if ready {
+				spec.Replicas = r.replicaNames(info.GetShards())
 				return nil
 			}
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("chaos: topic shards have no leaders: %v", err)
+			return fmt.Errorf("chaos: topic %s shards have no leaders: %v", spec.Name, err)
 		}
 		sleepCtx(ctx, 200*time.Millisecond)
 	}
+}
+
+// replicaNames returns, per shard index, the names of the nodes holding its replicas.
+func (r *run) replicaNames(shards []*shardlogv1.ShardInfo) [][]string {
+	out := make([][]string, len(shards))
+	for _, s := range shards {
+		if int(s.GetIndex()) >= len(out) {
+			continue
+		}
+		for _, rep := range s.GetReplicas() {
+			if i, ok := r.nodeIndex(rep.GetClientAddr()); ok {
+				out[s.GetIndex()] = append(out[s.GetIndex()], r.cl.Nodes()[i].Name)
+			}
+		}
+	}
+	return out
 }
 
 // startProgress logs counts every 10 s until ctx ends; the returned func waits for it.
@@ -399,15 +530,32 @@ func (r *run) nodeIndex(addr string) (int, bool) {
 	return 0, false
 }
 
-// leaderOf returns the index of the node leading the topic's shard number pick%shards.
+// leaderOf returns the index of the node leading shard number pick%n, counting the n
+// shards of all the run's topics in turn.
 func (r *run) leaderOf(ctx context.Context, pick uint64) (int, bool) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	info, err := r.adm.DescribeTopic(ctx, Topic, false)
-	if err != nil || len(info.GetShards()) == 0 {
+	var total uint64
+	for _, t := range r.topics {
+		total += uint64(t.Shards)
+	}
+	if total == 0 {
 		return 0, false
 	}
-	s := info.GetShards()[pick%uint64(len(info.GetShards()))]
+	k := pick % total
+	topic := r.topics[0]
+	for _, t := range r.topics {
+		if k < uint64(t.Shards) {
+			topic = t
+			break
+		}
+		k -= uint64(t.Shards)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := r.adm.DescribeTopic(ctx, topic.Name, false)
+	if err != nil || uint64(len(info.GetShards())) <= k {
+		return 0, false
+	}
+	s := info.GetShards()[k]
 	for _, rep := range s.GetReplicas() {
 		if rep.GetNodeId() == s.GetLeaderNodeId() && s.GetLeaderNodeId() != 0 {
 			return r.nodeIndex(rep.GetClientAddr())
@@ -448,6 +596,7 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 	ev := FaultEvent{Type: s.Kind, Window: Window{StartMs: r.rec.sinceMs()}}
 	defer func() {
 		ev.EndMs = r.rec.sinceMs()
+		r.probeIdle() // healed (or as far as it got): every idle shard must take a write again
 		r.mu.Lock()
 		r.faults = append(r.faults, ev)
 		r.mu.Unlock()
@@ -461,9 +610,11 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 	case FaultKill:
 		i := r.target(ctx, s)
 		ev.Nodes = []string{r.cl.Nodes()[i].Name}
+		ev.Down = ev.Nodes
 		if err := r.cl.Kill(i); err != nil {
 			return err
 		}
+		r.probeIdle()
 		sleepCtx(ctx, s.Hold)
 		if err := r.cl.StartNode(i); err != nil {
 			return err
@@ -472,15 +623,17 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 	case FaultPause:
 		i := r.target(ctx, s)
 		ev.Nodes = []string{r.cl.Nodes()[i].Name}
+		ev.Down = ev.Nodes
 		if err := r.cl.Pause(i); err != nil {
 			return err
 		}
+		r.probeIdle()
 		sleepCtx(ctx, s.Hold)
 		return r.cl.Resume(i)
 	case FaultRestartAll:
-		ev.NoMajority = true
 		for i, n := range r.cl.Nodes() {
 			ev.Nodes = append(ev.Nodes, n.Name)
+			ev.Down = append(ev.Down, n.Name)
 			if err := r.cl.Kill(i); err != nil {
 				return err
 			}
@@ -512,37 +665,49 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 		}
 		sides := Sides(s.Shape, r.cfg.Nodes, s.Pick, leader)
 		ev.Nodes = sides.describe(r.cl.Nodes())
+		for _, p := range sides.Pairs {
+			ev.Cut = append(ev.Cut, [2]string{r.cl.Nodes()[p[0]].Name, r.cl.Nodes()[p[1]].Name})
+		}
 		if err := r.net.Partition(sides); err != nil {
 			return err
 		}
+		r.probeIdle()
 		sleepCtx(ctx, s.Hold)
 		return r.net.Heal()
 	}
 	return fmt.Errorf("unknown fault %q", s.Kind)
 }
 
-// settle waits (bounded) until every replica of every shard holds the same next offset
-// and returns the topic's shards as last described.
-func (r *run) settle(ctx context.Context) []*shardlogv1.ShardInfo {
+// settle waits (bounded) until every replica of every shard of every topic holds the
+// same next offset, and returns each topic's shards' next offsets as last described.
+func (r *run) settle(ctx context.Context) map[string][]uint64 {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.SettleTimeout)
 	defer cancel()
-	var shards []*shardlogv1.ShardInfo
-	var why string
+	ends := map[string][]uint64{}
 	for {
-		info, err := r.adm.DescribeTopic(ctx, Topic, true)
-		if err == nil {
-			shards = info.GetShards()
-			why = r.unsettled(ctx, shards)
-			if why == "" {
-				r.log.Info("cluster settled")
-				return shards
+		why := ""
+		for _, t := range r.topics {
+			info, err := r.adm.DescribeTopic(ctx, t.Name, true)
+			if err != nil {
+				why = t.Name + ": " + err.Error()
+				break
 			}
-		} else {
-			why = err.Error()
+			ends[t.Name] = ends[t.Name][:0]
+			for _, s := range info.GetShards() {
+				ends[t.Name] = append(ends[t.Name], s.GetNextOffset())
+			}
+			if why = r.unsettled(ctx, info.GetShards()); why != "" {
+				why = t.Name + ": " + why
+				break
+			}
+		}
+		if why == "" {
+			r.log.Info("cluster settled")
+			return ends
 		}
 		if ctx.Err() != nil {
 			r.log.Warn("cluster did not settle; reading replicas anyway", "why", why)
-			return shards
+			return ends
 		}
 		sleepCtx(ctx, 500*time.Millisecond)
 	}
@@ -587,103 +752,130 @@ func (r *run) shardStatus(ctx context.Context, addr string, shardID uint64) (*sh
 	return resp.GetShards()[0], nil
 }
 
-// waitConsumers gives the consumers (bounded) time to read up to every shard's end.
-func (r *run) waitConsumers(ctx context.Context, shards []*shardlogv1.ShardInfo) {
-	if r.cfg.Consumers == 0 {
-		return
-	}
-	var total uint64
-	for _, s := range shards {
-		total += s.GetNextOffset()
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+// waitConsumers gives the consumers (bounded by the settle timeout) time to read every
+// shard of their topic up to its end.
+func (r *run) waitConsumers(ctx context.Context, ends map[string][]uint64) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.SettleTimeout)
 	defer cancel()
+	behind := func() string {
+		for _, t := range r.topics {
+			for c := range t.Consumers {
+				for s, end := range ends[t.Name] {
+					if pos := r.rec.position(t.Name, c, uint32(s)); pos < end {
+						return fmt.Sprintf("%s consumer %d shard %d at %d of %d", t.Name, c, s, pos, end)
+					}
+				}
+			}
+		}
+		return ""
+	}
 	for ctx.Err() == nil {
-		if _, _, reads := r.rec.counts(); uint64(reads) >= total*uint64(r.cfg.Consumers) {
+		if behind() == "" {
 			return
 		}
 		sleepCtx(ctx, 200*time.Millisecond)
 	}
+	r.log.Warn("consumers did not catch up", "first", behind())
 }
 
-// readReplicas reads every replica's whole log from its own node (local fetches).
+// readReplicas reads every replica's whole log of every topic from its own node (local
+// fetches).
 func (r *run) readReplicas(ctx context.Context) []ReplicaLog {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.SettleTimeout)
 	defer cancel()
-	var info *shardlogv1.TopicInfo
-	err := ctx.Err()
-	for info == nil && ctx.Err() == nil {
-		if info, err = r.adm.DescribeTopic(ctx, Topic, false); err != nil {
-			info = nil
-			sleepCtx(ctx, 300*time.Millisecond)
-		}
-	}
-	if info == nil {
-		r.errorf("describe topic for the final read: %v", err)
-		return nil
-	}
 	var logs []ReplicaLog
-	for _, s := range info.GetShards() {
-		for _, rep := range s.GetReplicas() {
-			i, ok := r.nodeIndex(rep.GetClientAddr())
-			if !ok {
-				r.errorf("shard %d replica on unknown node %s", s.GetIndex(), rep.GetClientAddr())
-				continue
+	for _, t := range r.topics {
+		var info *shardlogv1.TopicInfo
+		err := ctx.Err()
+		for info == nil && ctx.Err() == nil {
+			if info, err = r.adm.DescribeTopic(ctx, t.Name, false); err != nil {
+				info = nil
+				sleepCtx(ctx, 300*time.Millisecond)
 			}
-			l, err := readReplica(ctx, rep.GetClientAddr(), s.GetIndex())
-			if err != nil {
-				r.errorf("read shard %d on %s: %v", s.GetIndex(), r.cl.Nodes()[i].Name, err)
-				continue
+		}
+		if info == nil {
+			r.errorf("describe topic %s for the final read: %v", t.Name, err)
+			continue
+		}
+		for _, s := range info.GetShards() {
+			for _, rep := range s.GetReplicas() {
+				i, ok := r.nodeIndex(rep.GetClientAddr())
+				if !ok {
+					r.errorf("%s shard %d replica on unknown node %s", t.Name, s.GetIndex(), rep.GetClientAddr())
+					continue
+				}
+				l, err := readReplica(ctx, rep.GetClientAddr(), t.Name, s.GetIndex(), s.GetShardId())
+				if err != nil {
+					r.errorf("read %s shard %d on %s: %v", t.Name, s.GetIndex(), r.cl.Nodes()[i].Name, err)
+					continue
+				}
+				l.Node = r.cl.Nodes()[i].Name
+				logs = append(logs, l)
 			}
-			l.Node = r.cl.Nodes()[i].Name
-			logs = append(logs, l)
 		}
 	}
 	return logs
 }
 
-// readReplica reads one node's replica of a shard from its start to its end, retrying
-// each fetch until ctx ends.
-func readReplica(ctx context.Context, addr string, shard uint32) (ReplicaLog, error) {
+// readReplica reads one node's replica of a shard from its first offset to its end,
+// retrying each step until ctx ends. When retention moves the first offset past the read
+// position meanwhile, it starts again from the new first offset.
+func readReplica(ctx context.Context, addr, topic string, shard uint32, shardID uint64) (ReplicaLog, error) {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		return ReplicaLog{}, err
 	}
 	defer cc.Close()
-	lc := shardlogv1.NewLogClient(cc)
-	l := ReplicaLog{Shard: shard}
-	started := false
-	for {
-		var resp *shardlogv1.FetchResponse
+	lc, cs := shardlogv1.NewLogClient(cc), shardlogv1.NewClusterClient(cc)
+	l := ReplicaLog{Topic: topic, Shard: shard}
+	restart := func() error {
 		for {
-			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			resp, err = lc.Fetch(fctx, &shardlogv1.FetchRequest{Topic: Topic, Shard: shard, Offset: l.End(),
-				MaxBytes: 4 << 20, Local: true})
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			resp, err := cs.ShardStatus(sctx, &shardlogv1.ShardStatusRequest{ShardIds: []uint64{shardID}})
 			cancel()
-			if err == nil {
-				break
+			if err == nil && len(resp.GetShards()) == 1 {
+				l.Start, l.Records = resp.GetShards()[0].GetFirstOffset(), nil
+				return nil
 			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("shard status: %v", err)
+			}
+			sleepCtx(ctx, 200*time.Millisecond)
+		}
+	}
+	if err := restart(); err != nil {
+		return l, err
+	}
+	for {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := lc.Fetch(fctx, &shardlogv1.FetchRequest{Topic: topic, Shard: shard, Offset: l.End(),
+			MaxBytes: 4 << 20, Local: true})
+		cancel()
+		switch {
+		case status.Code(err) == codes.OutOfRange:
+			if ctx.Err() != nil {
+				return l, err
+			}
+			sleepCtx(ctx, 50*time.Millisecond)
+			if err := restart(); err != nil {
+				return l, err
+			}
+			continue
+		case err != nil:
 			if ctx.Err() != nil {
 				return l, err
 			}
 			sleepCtx(ctx, 200*time.Millisecond)
-		}
-		if !started {
-			started = true
-			if resp.GetLogStartOffset() > 0 && len(resp.GetBatches()) == 0 {
-				l.Start = resp.GetLogStartOffset()
-				continue
-			}
-		}
-		if len(resp.GetBatches()) == 0 {
+			continue
+		case len(resp.GetBatches()) == 0:
 			return l, nil
 		}
-		n := len(l.Values)
+		n := len(l.Records)
 		if err := appendBatches(&l, resp.GetBatches()); err != nil {
 			return l, err
 		}
-		if len(l.Values) == n {
+		if len(l.Records) == n {
 			return l, fmt.Errorf("fetch at %d made no progress", l.End())
 		}
 	}
@@ -696,7 +888,7 @@ func appendBatches(l *ReplicaLog, batches []*shardlogv1.StoredBatch) error {
 		if err != nil {
 			return fmt.Errorf("batch at %d: %w", b.GetBaseOffset(), err)
 		}
-		if len(l.Values) == 0 && b.GetBaseOffset() > l.Start {
+		if len(l.Records) == 0 && b.GetBaseOffset() > l.Start {
 			l.Start = b.GetBaseOffset()
 		}
 		for i, rec := range recs {
@@ -707,7 +899,7 @@ func appendBatches(l *ReplicaLog, batches []*shardlogv1.StoredBatch) error {
 			case off > l.End():
 				return fmt.Errorf("gap: batch at %d holds offset %d, expected %d", b.GetBaseOffset(), off, l.End())
 			}
-			l.Values = append(l.Values, string(rec.Value))
+			l.Records = append(l.Records, fromSegment(rec))
 		}
 	}
 	return nil

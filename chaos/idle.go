@@ -1,0 +1,132 @@
+package chaos
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"shardlog/client"
+)
+
+// idleWriter keeps a topic's shards idle: each shard gets one record every interval, the
+// shards in turn (so some record is sent every interval/shards). An idle shard is
+// unwritable from a send until its next acknowledgement; a rare record may miss an
+// outage, so after every fault is applied and again after it is healed (probe) the
+// writer sends one record to every shard, and on any failed send it sends again to that
+// shard, until each succeeds. The checker then sees each outage from the probe's send to
+// the shard's first acknowledgement after it.
+type idleWriter struct {
+	id       int
+	addrs    []string
+	topic    string
+	interval time.Duration
+	rec      *recorder
+	log      *slog.Logger
+
+	kick chan struct{} // a probe was asked for
+
+	mu      sync.Mutex
+	pending map[int]int  // shard -> records sent and not yet called back
+	again   map[int]bool // shard -> send a record as soon as none is pending
+}
+
+func newIdleWriter(id int, addrs []string, topic string, interval time.Duration, rec *recorder, log *slog.Logger) *idleWriter {
+	return &idleWriter{id: id, addrs: addrs, topic: topic, interval: interval, rec: rec, log: log,
+		kick: make(chan struct{}, 1), pending: map[int]int{}, again: map[int]bool{}}
+}
+
+// probe asks for one record to every shard (at once, without waiting).
+func (w *idleWriter) probe() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *idleWriter) run(ctx context.Context) error {
+	c, err := client.Dial(context.WithoutCancel(ctx), w.addrs, client.Options{DialTimeout: 30 * time.Second, Logger: w.log})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pr, err := newProducer(ctx, c, w.topic)
+	if err != nil {
+		return err
+	}
+	shards := int(pr.Shards())
+	every := max(w.interval/time.Duration(shards), 10*time.Millisecond)
+	regular := time.NewTicker(every)
+	defer regular.Stop()
+	retry := time.NewTicker(100 * time.Millisecond)
+	defer retry.Stop()
+	var seq uint64
+	next := 0
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-regular.C:
+			w.mark(next)
+			next = (next + 1) % shards
+		case <-w.kick:
+			for s := range shards {
+				w.mark(s)
+			}
+		case <-retry.C:
+		}
+		for _, s := range w.due(shards) {
+			if err := w.send(ctx, pr, seq, s); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return err
+			}
+			seq++
+		}
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 45*time.Second)
+	defer cancel()
+	if err := pr.Flush(fctx); err != nil {
+		w.log.Warn("idle writer flush", "producer", w.id, "err", err)
+	}
+	return pr.Close()
+}
+
+// mark asks for a record to shard s.
+func (w *idleWriter) mark(s int) {
+	w.mu.Lock()
+	w.again[s] = true
+	w.mu.Unlock()
+}
+
+// due returns the shards asked for that have no record pending, and marks them pending.
+func (w *idleWriter) due(shards int) []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []int
+	for s := range shards {
+		if w.again[s] && w.pending[s] == 0 {
+			w.again[s] = false
+			w.pending[s]++
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (w *idleWriter) send(ctx context.Context, pr *client.Producer, seq uint64, s int) error {
+	err := send(ctx, pr, w.rec, w.topic, w.id, seq, s, func(err error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.pending[s]--
+		if err != nil {
+			w.again[s] = true // until it succeeds
+		}
+	})
+	if err != nil {
+		w.mu.Lock()
+		w.pending[s]--
+		w.mu.Unlock()
+	}
+	return err
+}
