@@ -34,7 +34,10 @@ func chaosBinary(t *testing.T) string {
 
 // TestChaosShort runs the whole harness against real server processes: 5 nodes, a fixed
 // seed, kill, pause and restart-all (and partition where network namespaces are
-// available), and requires a clean report.
+// available), the busy topic, the idle topic (8 shards, a record every 20 s per shard
+// plus probes after every fault) and the retention topic (4 s), and requires a clean
+// report: nothing lost, altered or skipped by a consumer, and no shard with a live
+// majority unwritable for more than 10 s.
 func TestChaosShort(t *testing.T) {
 	bin := chaosBinary(t)
 	const seed = 20261128
@@ -78,7 +81,19 @@ func TestChaosShort(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	if !rep.Safe() {
-		t.Fatalf("safety violations: %d", rep.Violations())
+		t.Fatalf("violations: %d: %v", rep.Violations(), rep.Examples)
+	}
+	topics := map[string]TopicReport{}
+	for _, tr := range rep.Topics {
+		topics[tr.Name] = tr
+	}
+	for _, name := range []string{Topic, IdleTopic, RetentionTopic} {
+		if topics[name].Acknowledged == 0 {
+			t.Errorf("topic %s: nothing acknowledged: %+v", name, rep.Topics)
+		}
+	}
+	if topics[RetentionTopic].Expired == 0 {
+		t.Errorf("topic %s: no record expired: %+v", RetentionTopic, topics[RetentionTopic])
 	}
 	if rep.Acknowledged < 3000 {
 		t.Errorf("only %d records acknowledged", rep.Acknowledged)

@@ -596,7 +596,6 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 	ev := FaultEvent{Type: s.Kind, Window: Window{StartMs: r.rec.sinceMs()}}
 	defer func() {
 		ev.EndMs = r.rec.sinceMs()
-		r.probeIdle() // healed (or as far as it got): every idle shard must take a write again
 		r.mu.Lock()
 		r.faults = append(r.faults, ev)
 		r.mu.Unlock()
@@ -638,6 +637,7 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 				return err
 			}
 		}
+		r.probeIdle()
 		sleepCtx(ctx, s.Hold)
 		for i := range r.cl.Nodes() {
 			if err := r.cl.StartNode(i); err != nil {
