@@ -75,7 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonOut, ok bool) 
 	fs.DurationVar(&cfg.Duration, "duration", 60*time.Second, "how long the workload and the faults run")
 	seed := fs.Uint64("seed", 0, "seed of every random choice (0: a random seed, printed)")
 	fs.IntVar(&cfg.Producers, "producers", 4, "producer clients")
-	fs.IntVar(&cfg.Consumers, "consumers", 2, "consumer clients tailing every shard")
+	fs.IntVar(&cfg.Consumers, "consumers", 2, "consumer clients tailing every shard of "+Topic+" (and, when above 0, one more per other topic)")
 	fs.IntVar(&cfg.Rate, "rate", 1000, "records per second over all producers")
 	fs.IntVar(&cfg.IdleShards, "idle-shards", 8, "shards of the idle topic "+IdleTopic+", each written once per --idle-interval and probed after every fault (0: no idle topic)")
 	fs.DurationVar(&cfg.IdleInterval, "idle-interval", 20*time.Second, "time between two records to one idle shard (the shards take turns)")
@@ -110,6 +110,23 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonOut, ok bool) 
 			cfg.Faults = slices.DeleteFunc(cfg.Faults, func(f string) bool { return f == FaultPartition })
 		}
 	}
+	// Config takes 0 as "the default"; on the command line a zero bound or interval is
+	// an error, not a silent default.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"max-unavailable", cfg.MaxUnavailable}, {"idle-interval", cfg.IdleInterval}, {"retention", cfg.Retention},
+		{"retention-interval", cfg.RetentionInterval}} {
+		if d.v <= 0 {
+			fmt.Fprintf(stderr, "chaos: --%s %s must be positive\n", d.name, d.v)
+			return cfg, false, false
+		}
+	}
+	if cfg.RetentionRate <= 0 || cfg.IdleShards < 0 || cfg.RetentionShards < 0 {
+		fmt.Fprintf(stderr, "chaos: --retention-rate %d must be positive, --idle-shards and --retention-shards not negative\n",
+			cfg.RetentionRate)
+		return cfg, false, false
+	}
 	// In Config 0 means the default; on the command line it means none.
 	if cfg.IdleShards == 0 {
 		cfg.IdleShards = -1
@@ -117,10 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonOut, ok bool) 
 	if cfg.RetentionShards == 0 {
 		cfg.RetentionShards = -1
 	}
-	if cfg.MaxUnavailable <= 0 {
-		fmt.Fprintf(stderr, "chaos: --max-unavailable %s must be positive\n", cfg.MaxUnavailable)
-		return cfg, false, false
-	}
+
 	if cfg.Binary == "" {
 		cfg.Binary = defaultBinary()
 	}
