@@ -110,21 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonOut, ok bool) 
 			cfg.Faults = slices.DeleteFunc(cfg.Faults, func(f string) bool { return f == FaultPartition })
 		}
 	}
-	// Config takes 0 as "the default"; on the command line a zero bound or interval is
-	// an error, not a silent default.
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"max-unavailable", cfg.MaxUnavailable}, {"idle-interval", cfg.IdleInterval}, {"retention", cfg.Retention},
-		{"retention-interval", cfg.RetentionInterval}} {
-		if d.v <= 0 {
-			fmt.Fprintf(stderr, "chaos: --%s %s must be positive\n", d.name, d.v)
-			return cfg, false, false
-		}
-	}
-	if cfg.RetentionRate <= 0 || cfg.IdleShards < 0 || cfg.RetentionShards < 0 {
-		fmt.Fprintf(stderr, "chaos: --retention-rate %d must be positive, --idle-shards and --retention-shards not negative\n",
-			cfg.RetentionRate)
+	if !checkValues(cfg, stderr) {
 		return cfg, false, false
 	}
 	// In Config 0 means the default; on the command line it means none.
@@ -148,6 +134,29 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonOut, ok bool) 
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	return cfg, *jsonFlag, true
+}
+
+// checkValues reports on stderr (and returns false) the flag values that are out of
+// range before Config's defaults would hide them.
+func checkValues(cfg Config, stderr io.Writer) bool {
+	// Config takes 0 as "the default"; on the command line a zero bound or interval is
+	// an error, not a silent default.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"max-unavailable", cfg.MaxUnavailable}, {"idle-interval", cfg.IdleInterval}, {"retention", cfg.Retention},
+		{"retention-interval", cfg.RetentionInterval}} {
+		if d.v <= 0 {
+			fmt.Fprintf(stderr, "chaos: --%s %s must be positive\n", d.name, d.v)
+			return false
+		}
+	}
+	if cfg.RetentionRate <= 0 || cfg.IdleShards < 0 || cfg.RetentionShards < 0 {
+		fmt.Fprintf(stderr, "chaos: --retention-rate %d must be positive, --idle-shards and --retention-shards not negative\n",
+			cfg.RetentionRate)
+		return false
+	}
+	return true
 }
 
 // defaultBinary is this executable when it is shardlog, else bin/shardlog.
