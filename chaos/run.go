@@ -349,9 +349,9 @@ func (r *run) startWorkload(ctx context.Context) (stopProducers, stopConsumers f
 	cctx, cancelConsumers := context.WithCancel(ctx)
 	rng := NewRand(cfg.Seed ^ 0x5bd1e995)
 	var pwg, cwg sync.WaitGroup
-	goProducer := func(id int, topic string, rate float64) {
-		p := &producer{id: id, addrs: shuffled(rng, r.cl.Addrs()), topic: topic,
-			rate: rate, flushTimeout: 45 * time.Second, rec: r.rec, log: r.log}
+	goProducer := func(id int, topic string, rate float64, first int) {
+		p := &producer{id: id, addrs: shuffled(rng, r.cl.Addrs()), topic: topic, rate: rate, first: uint64(first),
+			flushTimeout: 45 * time.Second, rec: r.rec, log: r.log}
 		pwg.Go(func() {
 			if err := p.run(wctx); err != nil {
 				r.errorf("producer %d (%s): %v", id, topic, err)
@@ -359,10 +359,10 @@ func (r *run) startWorkload(ctx context.Context) (stopProducers, stopConsumers f
 		})
 	}
 	for i := range cfg.Producers {
-		goProducer(i, Topic, float64(cfg.Rate)/float64(cfg.Producers))
+		goProducer(i, Topic, float64(cfg.Rate)/float64(cfg.Producers), i*cfg.Shards/cfg.Producers)
 	}
 	if cfg.RetentionShards > 0 {
-		goProducer(cfg.Producers, RetentionTopic, float64(cfg.RetentionRate))
+		goProducer(cfg.Producers, RetentionTopic, float64(cfg.RetentionRate), 0)
 	}
 	if cfg.IdleShards > 0 {
 		r.idle = newIdleWriter(cfg.Producers+1, shuffled(rng, r.cl.Addrs()), IdleTopic, cfg.IdleInterval, r.rec, r.log)

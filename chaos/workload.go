@@ -124,13 +124,17 @@ func newProducer(ctx context.Context, c *client.Client, topic string) (*client.P
 }
 
 // producer sends records "p<id>-<seq>" (key, header and timestamp as Expect says)
-// round-robin over the shards at rate records/s
+// round-robin from shard first over the shards at rate records/s
 // until ctx ends, then flushes for at most flushTimeout. Every record's outcome goes to rec.
 type producer struct {
-	id           int
-	addrs        []string
-	topic        string
-	rate         float64
+	id    int
+	addrs []string
+	topic string
+	rate  float64
+	// first is the shard of the producer's first record; producers start at different
+	// shards so that they do not all write the same shard at the same moment (with few
+	// records per second that left every shard quiet most of the time).
+	first        uint64
 	flushTimeout time.Duration
 	rec          *recorder
 	log          *slog.Logger
@@ -157,7 +161,7 @@ func (p *producer) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		err := send(ctx, pr, p.rec, p.topic, p.id, seq, int(seq%uint64(shards)), nil)
+		err := send(ctx, pr, p.rec, p.topic, p.id, seq, int((p.first+seq)%uint64(shards)), nil)
 		if err != nil {
 			// Not queued: the callback will not run and the record was never sent.
 			if ctx.Err() != nil {
