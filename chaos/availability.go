@@ -123,6 +123,7 @@ func worstOutage(sends, acks []int64, horizon int64, excluded []Window) outage {
 // connected majority of its replicas (from the faults) is not counted. A shard whose
 // counted outage exceeds the history's bound is an availability violation.
 func (tc *topicCheck) checkAvailability() {
+	tc.tr.ShardUnavailableMs = make([]int64, tc.spec.Shards)
 	sends, acks := map[uint32][]int64{}, map[uint32][]int64{}
 	horizon := tc.h.Workload.EndMs
 	for _, a := range tc.acks {
@@ -138,6 +139,10 @@ func (tc *topicCheck) checkAvailability() {
 		excluded := noMajority(replicas, tc.h.Faults)
 		slices.Sort(acks[shard])
 		o := worstOutage(sends[shard], acks[shard], horizon, excluded)
+		for uint32(len(tc.tr.ShardUnavailableMs)) <= shard {
+			tc.tr.ShardUnavailableMs = append(tc.tr.ShardUnavailableMs, 0)
+		}
+		tc.tr.ShardUnavailableMs[shard] = o.counted
 		if o.counted > tc.tr.MaxShardUnavailableMs {
 			tc.tr.MaxShardUnavailableMs, tc.tr.WorstShard = o.counted, shard
 		}

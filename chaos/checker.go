@@ -143,6 +143,8 @@ type TopicReport struct {
 	// the shard had no live, connected majority.
 	MaxShardUnavailableMs int64  `json:"max_shard_unavailable_ms"`
 	WorstShard            uint32 `json:"worst_shard"`
+	// ShardUnavailableMs is the same for every shard, by index.
+	ShardUnavailableMs []int64 `json:"shard_unavailable_ms"`
 }
 
 // Report is the checker's verdict. Lost, Duplicated, Divergent, PhantomReads,

@@ -368,6 +368,17 @@ func TestCheckerAvailability(t *testing.T) {
 	}
 }
 
+func TestCheckerAvailabilityPerShard(t *testing.T) {
+	h := availHistory([]int64{0, 100}, nil, nil, nil)
+	h.Topics[0].Shards = 3
+	h.Acks = append(h.Acks, Ack{Topic: "a", Seq: 2, Shard: 2, Value: Value(0, 2), TsMs: tsOf("p0-2"), SentAtMs: 200, AtMs: 2700})
+	h.Logs = append(h.Logs, ReplicaLog{Topic: "a", Shard: 2, Node: "n1", Records: []Record{rec("p0-2")}})
+	r := Check(h)
+	if got := r.Topics[0].ShardUnavailableMs; !slices.Equal(got, []int64{10, 0, 2500}) || r.Topics[0].WorstShard != 2 {
+		t.Fatalf("shard_unavailable_ms %v, worst shard %d; want [10 0 2500], 2", got, r.Topics[0].WorstShard)
+	}
+}
+
 func TestCheckerAvailabilityNotCheckedWithoutBound(t *testing.T) {
 	h := availHistory([]int64{0}, func(int64) int64 { return 5000 }, nil, nil)
 	h.MaxUnavailableMs = 0

@@ -184,6 +184,7 @@ func WriteText(w io.Writer, r Report) {
 	for _, t := range r.Topics {
 		fmt.Fprintf(w, "  topic %-15s %d acknowledged, %d final records, %d expired, worst shard %d unavailable %d ms\n",
 			t.Name, t.Acknowledged, t.FinalRecords, t.Expired, t.WorstShard, t.MaxShardUnavailableMs)
+		fmt.Fprintf(w, "    per shard (ms)  %v\n", t.ShardUnavailableMs)
 	}
 	fmt.Fprintf(w, "expired             %d (acknowledged, below the log start and older than the retention; not lost)\n", r.Expired)
 	fmt.Fprintf(w, "lagging replicas    %d\n", r.LaggingReplicas)
