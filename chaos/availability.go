@@ -148,8 +148,8 @@ func (tc *topicCheck) checkAvailability() {
 		}
 		if bound := tc.h.MaxUnavailableMs; bound > 0 && o.counted > bound {
 			tc.r.UnavailableShards++
-			tc.example("unavailable_shards", "shard %d (replicas %s) unwritable for %d ms with a live majority, from %d ms to %d ms (bound %d ms)",
-				shard, strings.Join(replicas, ","), o.counted, o.StartMs, o.EndMs, bound)
+			tc.example("unavailable_shards", "shard %d (replicas %s) unwritable from %d ms to %d ms, %d ms of it with a live majority (bound %d ms)",
+				shard, strings.Join(replicas, ","), o.StartMs, o.EndMs, o.counted, bound)
 		}
 	}
 }

@@ -43,7 +43,7 @@
 //     (FetchRequest.local).
 //  6. Checks the history (Check, a pure function) and prints the Report; with --json as
 //     JSON holding seed, acknowledged, every violation count below, expired, faults (per
-//     type), max_unavailable_ms, per topic its worst shard's unavailability, and the
+//     type), max_unavailable_ms, per topic every shard's unavailability, and the
 //     first examples of each violation.
 //  7. Kills every process it started (by PID) and removes its directory (--keep keeps it,
 //     with each node's log in <dir>/n<i>.log).
