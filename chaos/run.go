@@ -50,7 +50,7 @@ type Config struct {
 	Rate int
 	// IdleShards is the idle topic's shard count (default 8; negative: no idle topic).
 	// Each idle shard gets one record every IdleInterval (default 20s), the shards in
-	// turn, plus probes after every fault and heal.
+	// turn, plus a probe of every idle shard as soon as each fault is applied.
 	IdleShards   int
 	IdleInterval time.Duration
 	// RetentionShards is the retention topic's shard count (default 2; negative: no
