@@ -33,14 +33,16 @@ func chaosBinary(t *testing.T) string {
 }
 
 // TestChaosShort runs the whole harness against real server processes: 5 nodes, a fixed
-// seed, kill, pause and restart-all (and partition where network namespaces are
-// available), the busy topic, the idle topic (8 shards, a record every 20 s per shard
+// seed, kill (one of them 12-16 s long), pause and restart-all (and partition where
+// network namespaces are available), the busy topic, the idle topic (8 shards, a record every 20 s per shard
 // plus probes after every fault) and the retention topic (4 s), and requires a clean
 // report: nothing lost, altered or skipped by a consumer, and no shard with a live
 // majority unwritable for more than 10 s.
 func TestChaosShort(t *testing.T) {
 	bin := chaosBinary(t)
-	const seed = 20261128
+	// The seed plans every fault type and a long kill (longer than the 10 s
+	// availability bound) both with and without partitions.
+	const seed = 20261145
 	faults := []string{FaultKill, FaultPause, FaultRestartAll}
 	duration := 36 * time.Second
 	if err := NetnsAvailable(); err == nil {
@@ -52,6 +54,12 @@ func TestChaosShort(t *testing.T) {
 	planned := map[string]int{}
 	for _, s := range Plan(seed, faults, duration) {
 		planned[s.Kind]++
+		if s.Kind == FaultKill && s.Hold >= longKill {
+			planned["long kill"]++
+		}
+	}
+	if planned["long kill"] == 0 {
+		t.Fatalf("seed %d plans no kill longer than %s in %s", seed, longKill, duration)
 	}
 	for _, k := range faults {
 		if planned[k] == 0 {

@@ -87,6 +87,9 @@ func NewRand(seed uint64) *rand.Rand {
 // warmup is the fault-free time at the start of the workload.
 const warmup = 3 * time.Second
 
+// longKill is the shortest hold of a long kill (one kill in three, up to 4 s longer).
+const longKill = 12 * time.Second
+
 // Plan returns the fault schedule for a run: a pure function of seed, the fault types and
 // the workload's duration. Faults run one at a time; the types rotate through a fresh
 // random permutation each round, so every type recurs evenly.
@@ -109,6 +112,12 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 			switch k {
 			case FaultKill:
 				s.Hold, s.Leader = between(time.Second, 5*time.Second), rng.IntN(10) < 6
+				if rng.IntN(3) == 0 {
+					// A long kill of a leader outlasts the default availability bound
+					// (10 s): a shard that only recovers when its old leader returns
+					// (an idle shard that never fails over) is then caught.
+					s.Hold, s.Leader = between(longKill, longKill+4*time.Second), true
+				}
 				recover = 2 * time.Second
 			case FaultPause:
 				s.Hold, s.Leader = between(time.Second, 5*time.Second), rng.IntN(10) < 6

@@ -17,7 +17,7 @@ func TestSchedulePlanIsReplayableAndBounded(t *testing.T) {
 	}{
 		{"all faults, long run", AllFaults, 120 * time.Second, 2},
 		{"process faults, short run", []string{FaultKill, FaultPause, FaultRestartAll}, 36 * time.Second, 1},
-		{"kill only", []string{FaultKill}, 60 * time.Second, 5},
+		{"kill only", []string{FaultKill}, 60 * time.Second, 3},
 		{"nothing", nil, 60 * time.Second, 0},
 	}
 	for _, tt := range tests {
@@ -49,6 +49,30 @@ func TestSchedulePlanIsReplayableAndBounded(t *testing.T) {
 				t.Error("seeds 1 and 2 give the same plan")
 			}
 		})
+	}
+}
+
+// TestSchedulePlanHasLongKills checks that some kills outlast the default availability
+// bound (so a shard that recovers only when its leader returns fails the run) and that
+// they aim at a leader.
+func TestSchedulePlanHasLongKills(t *testing.T) {
+	long, short := 0, 0
+	for seed := uint64(1); seed <= 20; seed++ {
+		for _, s := range Plan(seed, AllFaults, 120*time.Second) {
+			switch {
+			case s.Kind != FaultKill:
+			case s.Hold >= longKill:
+				long++
+				if !s.Leader || s.Hold > longKill+4*time.Second {
+					t.Fatalf("seed %d: long kill %v", seed, s)
+				}
+			default:
+				short++
+			}
+		}
+	}
+	if long == 0 || short == 0 || longKill <= 10*time.Second {
+		t.Fatalf("%d long and %d short kills in 20 plans; long kills from %s", long, short, longKill)
 	}
 }
 
