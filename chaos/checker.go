@@ -91,6 +91,8 @@ type FaultEvent struct {
 	Down []string `json:"down,omitempty"`
 	// Cut are the pairs of nodes that could not talk to each other during the window.
 	Cut [][2]string `json:"cut,omitempty"`
+	// Detail says how the target was chosen (for the reader).
+	Detail string `json:"detail,omitempty"`
 }
 
 // TopicSpec describes one topic of a run.

@@ -28,22 +28,53 @@ type idleWriter struct {
 
 	kick chan struct{} // a probe was asked for
 
-	mu      sync.Mutex
-	pending map[int]int  // shard -> records sent and not yet called back
-	again   map[int]bool // shard -> send a record as soon as none is pending
+	mu       sync.Mutex
+	shards   int               // the topic's shard count, once known
+	pending  map[int]int       // shard -> records sent and not yet called back
+	again    map[int]bool      // shard -> send a record as soon as none is pending
+	lastSent map[int]time.Time // shard -> when a record was last sent to it
 }
 
 func newIdleWriter(id int, addrs []string, topic string, interval time.Duration, rec *recorder, log *slog.Logger) *idleWriter {
 	return &idleWriter{id: id, addrs: addrs, topic: topic, interval: interval, rec: rec, log: log,
-		kick: make(chan struct{}, 1), pending: map[int]int{}, again: map[int]bool{}}
+		kick: make(chan struct{}, 1), pending: map[int]int{}, again: map[int]bool{}, lastSent: map[int]time.Time{}}
 }
 
-// probe asks for one record to every shard (at once, without waiting).
-func (w *idleWriter) probe() {
+// probe asks for one record to each of shards (nil: every shard), at once, without
+// waiting.
+func (w *idleWriter) probe(shards []int) {
+	w.mu.Lock()
+	if shards == nil {
+		for s := range w.shards {
+			shards = append(shards, s)
+		}
+	}
+	for _, s := range shards {
+		w.again[s] = true
+	}
+	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
 	default:
 	}
+}
+
+// oldest returns the shard written longest ago (never written counts as since the
+// writer started) and for how long it has been idle.
+func (w *idleWriter) oldest() (int, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	best, since := 0, time.Now()
+	for s := range w.shards {
+		t, ok := w.lastSent[s]
+		if !ok {
+			t = w.rec.start
+		}
+		if t.Before(since) {
+			best, since = s, t
+		}
+	}
+	return best, time.Since(since)
 }
 
 func (w *idleWriter) run(ctx context.Context) error {
@@ -57,6 +88,9 @@ func (w *idleWriter) run(ctx context.Context) error {
 		return err
 	}
 	shards := int(pr.Shards())
+	w.mu.Lock()
+	w.shards = shards
+	w.mu.Unlock()
 	every := max(w.interval/time.Duration(shards), 10*time.Millisecond)
 	regular := time.NewTicker(every)
 	defer regular.Stop()
@@ -71,9 +105,6 @@ func (w *idleWriter) run(ctx context.Context) error {
 			w.mark(next)
 			next = (next + 1) % shards
 		case <-w.kick:
-			for s := range shards {
-				w.mark(s)
-			}
 		case <-retry.C:
 		}
 		for _, s := range w.due(shards) {
@@ -110,6 +141,7 @@ func (w *idleWriter) due(shards int) []int {
 		if w.again[s] && w.pending[s] == 0 {
 			w.again[s] = false
 			w.pending[s]++
+			w.lastSent[s] = time.Now()
 			out = append(out, s)
 		}
 	}

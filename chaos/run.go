@@ -393,10 +393,11 @@ func (r *run) startWorkload(ctx context.Context) (stopProducers, stopConsumers f
 		}
 }
 
-// probeIdle asks the idle writer (if any) for one record to every idle shard.
-func (r *run) probeIdle() {
+// probeIdle asks the idle writer (if any) for one record to each of the idle shards
+// (nil: every one).
+func (r *run) probeIdle(shards []int) {
 	if r.idle != nil {
-		r.idle.probe()
+		r.idle.probe(shards)
 	}
 }
 
@@ -526,37 +527,79 @@ func (r *run) leaderOf(ctx context.Context, pick uint64) (int, bool) {
 		return 0, false
 	}
 	k := pick % total
-	topic := r.topics[0]
 	for _, t := range r.topics {
 		if k < uint64(t.Shards) {
-			topic = t
-			break
+			return r.leaderOfShard(ctx, t.Name, int(k))
 		}
 		k -= uint64(t.Shards)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	info, err := r.adm.DescribeTopic(ctx, topic.Name, false)
-	if err != nil || uint64(len(info.GetShards())) <= k {
-		return 0, false
-	}
-	s := info.GetShards()[k]
-	for _, rep := range s.GetReplicas() {
-		if rep.GetNodeId() == s.GetLeaderNodeId() && s.GetLeaderNodeId() != 0 {
-			return r.nodeIndex(rep.GetClientAddr())
-		}
 	}
 	return 0, false
 }
 
-// target picks the node a kill or pause hits: a shard leader's when asked and known.
-func (r *run) target(ctx context.Context, s Step) int {
-	if s.Leader {
-		if i, ok := r.leaderOf(ctx, s.Pick); ok {
-			return i
+// leaders returns, per shard of topic, the index of the node leading it (-1: unknown).
+func (r *run) leaders(ctx context.Context, topic string) ([]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := r.adm.DescribeTopic(ctx, topic, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, len(info.GetShards()))
+	for k, s := range info.GetShards() {
+		out[k] = -1
+		for _, rep := range s.GetReplicas() {
+			if rep.GetNodeId() == s.GetLeaderNodeId() && s.GetLeaderNodeId() != 0 {
+				if i, ok := r.nodeIndex(rep.GetClientAddr()); ok {
+					out[k] = i
+				}
+			}
 		}
 	}
-	return int(s.Pick % uint64(r.cfg.Nodes))
+	return out, nil
+}
+
+// leaderOfShard returns the index of the node leading shard k of topic.
+func (r *run) leaderOfShard(ctx context.Context, topic string, k int) (int, bool) {
+	ls, err := r.leaders(ctx, topic)
+	if err != nil || k >= len(ls) || ls[k] < 0 {
+		return 0, false
+	}
+	return ls[k], true
+}
+
+// target picks the node a kill or pause hits: with s.Idle the leader of the idle shard
+// written longest ago, with s.Leader a shard leader's, when known; and says why.
+func (r *run) target(ctx context.Context, s Step) (int, string) {
+	if s.Idle && r.idle != nil {
+		k, idleFor := r.idle.oldest()
+		if i, ok := r.leaderOfShard(ctx, IdleTopic, k); ok {
+			return i, fmt.Sprintf("leader of %s shard %d, idle for %s", IdleTopic, k, idleFor.Round(100*time.Millisecond))
+		}
+	}
+	if s.Leader {
+		if i, ok := r.leaderOf(ctx, s.Pick); ok {
+			return i, "a shard leader"
+		}
+	}
+	return int(s.Pick % uint64(r.cfg.Nodes)), ""
+}
+
+// idleLedBy returns the idle shards node i leads (all of them when that is not known).
+func (r *run) idleLedBy(ctx context.Context, i int) []int {
+	if r.idle == nil {
+		return nil
+	}
+	ls, err := r.leaders(ctx, IdleTopic)
+	var out []int
+	for k, l := range ls {
+		if err != nil || l == i || l < 0 {
+			out = append(out, k)
+		}
+	}
+	if err != nil {
+		out = nil // all
+	}
+	return out
 }
 
 // inject runs the plan until the workload's duration is over.
@@ -592,26 +635,29 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 	}
 	switch s.Kind {
 	case FaultKill:
-		i := r.target(ctx, s)
-		ev.Nodes = []string{r.cl.Nodes()[i].Name}
+		i, why := r.target(ctx, s)
+		ev.Nodes, ev.Detail = []string{r.cl.Nodes()[i].Name}, why
 		ev.Down = ev.Nodes
+		led := r.idleLedBy(ctx, i)
 		if err := r.cl.Kill(i); err != nil {
 			return err
 		}
-		r.probeIdle()
+		r.log.Info("killed", "node", ev.Nodes[0], "target", why, "idle_shards_led", led)
+		r.probeIdle(led)
 		sleepCtx(ctx, s.Hold)
 		if err := r.cl.StartNode(i); err != nil {
 			return err
 		}
 		return serving(i)
 	case FaultPause:
-		i := r.target(ctx, s)
-		ev.Nodes = []string{r.cl.Nodes()[i].Name}
+		i, why := r.target(ctx, s)
+		ev.Nodes, ev.Detail = []string{r.cl.Nodes()[i].Name}, why
 		ev.Down = ev.Nodes
+		led := r.idleLedBy(ctx, i)
 		if err := r.cl.Pause(i); err != nil {
 			return err
 		}
-		r.probeIdle()
+		r.probeIdle(led)
 		sleepCtx(ctx, s.Hold)
 		return r.cl.Resume(i)
 	case FaultRestartAll:
@@ -634,7 +680,7 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 		if err := r.net.Partition(sides); err != nil {
 			return err
 		}
-		r.probeIdle()
+		r.probeIdle(nil)
 		sleepCtx(ctx, s.Hold)
 		return r.net.Heal()
 	}
@@ -660,7 +706,7 @@ func (r *run) restartAll(ctx context.Context, s Step, ev *FaultEvent) error {
 			return err
 		}
 	}
-	r.probeIdle()
+	r.probeIdle(nil)
 	sleepCtx(ctx, s.Hold)
 	for i := range r.cl.Nodes() {
 		if err := r.cl.StartNode(i); err != nil {

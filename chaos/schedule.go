@@ -43,6 +43,9 @@ type Step struct {
 	Hold time.Duration
 	// Leader aims kill and pause at the node that leads shard Pick%shards.
 	Leader bool
+	// Idle aims a kill at the node that leads the idle shard written longest ago (long
+	// kills), else as Leader.
+	Idle bool
 	// Pick chooses the target node or shard at run time.
 	Pick uint64
 	// Shape is the partition's shape (partition only).
@@ -55,6 +58,8 @@ func (s Step) String() string {
 	switch {
 	case s.Kind == FaultPartition:
 		extra = " shape=" + s.Shape
+	case s.Idle:
+		extra = " target=idle-leader"
 	case s.Leader:
 		extra = " target=leader"
 	}
@@ -88,7 +93,12 @@ func NewRand(seed uint64) *rand.Rand {
 const warmup = 3 * time.Second
 
 // longKill is the shortest hold of a long kill (one kill in three, up to 4 s longer).
-const longKill = 12 * time.Second
+// Long kills start no earlier than longKillAfter into the workload, when idle shards
+// have had time to go quiet (dragonboat quiesces a shard after 10 s without traffic).
+const (
+	longKill      = 12 * time.Second
+	longKillAfter = 15 * time.Second
+)
 
 // Plan returns the fault schedule for a run: a pure function of seed, the fault types and
 // the workload's duration. Faults run one at a time; the types rotate through a fresh
@@ -112,11 +122,11 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 			switch k {
 			case FaultKill:
 				s.Hold, s.Leader = between(time.Second, 5*time.Second), rng.IntN(10) < 6
-				if rng.IntN(3) == 0 {
+				if rng.IntN(3) == 0 && at >= longKillAfter {
 					// A long kill of a leader outlasts the default availability bound
 					// (10 s): a shard that only recovers when its old leader returns
 					// (an idle shard that never fails over) is then caught.
-					s.Hold, s.Leader = between(longKill, longKill+4*time.Second), true
+					s.Hold, s.Leader, s.Idle = between(longKill, longKill+4*time.Second), true, true
 				}
 				recover = 2 * time.Second
 			case FaultPause:

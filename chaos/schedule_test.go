@@ -63,7 +63,7 @@ func TestSchedulePlanHasLongKills(t *testing.T) {
 			case s.Kind != FaultKill:
 			case s.Hold >= longKill:
 				long++
-				if !s.Leader || s.Hold > longKill+4*time.Second {
+				if !s.Leader || !s.Idle || s.At < longKillAfter || s.Hold > longKill+4*time.Second {
 					t.Fatalf("seed %d: long kill %v", seed, s)
 				}
 			default:
