@@ -59,22 +59,20 @@ func (w *idleWriter) probe(shards []int) {
 	}
 }
 
-// oldest returns the shard written longest ago (never written counts as since the
-// writer started) and for how long it has been idle.
-func (w *idleWriter) oldest() (int, time.Duration) {
+// idleFor returns, per shard, how long ago a record was last sent to it (never counts
+// as since the writer started).
+func (w *idleWriter) idleFor() []time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	best, since := 0, time.Now()
-	for s := range w.shards {
+	out := make([]time.Duration, w.shards)
+	for s := range out {
 		t, ok := w.lastSent[s]
 		if !ok {
 			t = w.rec.start
 		}
-		if t.Before(since) {
-			best, since = s, t
-		}
+		out[s] = time.Since(t)
 	}
-	return best, time.Since(since)
+	return out
 }
 
 func (w *idleWriter) run(ctx context.Context) error {

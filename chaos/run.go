@@ -567,13 +567,17 @@ func (r *run) leaderOfShard(ctx context.Context, topic string, k int) (int, bool
 	return ls[k], true
 }
 
-// target picks the node a kill or pause hits: with s.Idle the leader of the idle shard
-// written longest ago, with s.Leader a shard leader's, when known; and says why.
+// quietFor is how long an idle shard must have had no record before a long kill counts
+// it as quiet: dragonboat quiesces a shard after 10 s without traffic.
+const quietFor = 12 * time.Second
+
+// target picks the node a kill or pause hits: with s.Idle the node leading the most idle
+// shards that have been quiet for quietFor (ties: the one leading the shard idle
+// longest), with s.Leader a shard leader's, when known; and says why.
 func (r *run) target(ctx context.Context, s Step) (int, string) {
 	if s.Idle && r.idle != nil {
-		k, idleFor := r.idle.oldest()
-		if i, ok := r.leaderOfShard(ctx, IdleTopic, k); ok {
-			return i, fmt.Sprintf("leader of %s shard %d, idle for %s", IdleTopic, k, idleFor.Round(100*time.Millisecond))
+		if i, why, ok := r.quietLeader(ctx); ok {
+			return i, why
 		}
 	}
 	if s.Leader {
@@ -582,6 +586,38 @@ func (r *run) target(ctx context.Context, s Step) (int, string) {
 		}
 	}
 	return int(s.Pick % uint64(r.cfg.Nodes)), ""
+}
+
+// quietLeader returns the node leading the most quiet idle shards (see target).
+func (r *run) quietLeader(ctx context.Context) (int, string, bool) {
+	ls, err := r.leaders(ctx, IdleTopic)
+	idle := r.idle.idleFor()
+	if err != nil || len(ls) != len(idle) {
+		return 0, "", false
+	}
+	quiet := map[int][]int{}
+	longest := map[int]time.Duration{}
+	for k, l := range ls {
+		if l < 0 {
+			continue
+		}
+		if idle[k] >= quietFor {
+			quiet[l] = append(quiet[l], k)
+		}
+		longest[l] = max(longest[l], idle[k])
+	}
+	best := -1
+	for _, l := range sortedKeys(longest) {
+		if best < 0 || len(quiet[l]) > len(quiet[best]) ||
+			(len(quiet[l]) == len(quiet[best]) && longest[l] > longest[best]) {
+			best = l
+		}
+	}
+	if best < 0 {
+		return 0, "", false
+	}
+	return best, fmt.Sprintf("leader of %d %s shards quiet for %s or more (%v), one idle for %s",
+		len(quiet[best]), IdleTopic, quietFor, quiet[best], longest[best].Round(100*time.Millisecond)), true
 }
 
 // idleLedBy returns the idle shards node i leads (all of them when that is not known).
