@@ -22,8 +22,10 @@
 //     a timestamp the producer picks (now). --consumers clients tail every shard of
 //     "chaos" from the start, one more each of the other topics. Every acknowledgement
 //     (shard, offset, send and acknowledgement time), every failed send and every read
-//     is recorded. As soon as a fault is applied, the idle writer probes every idle shard
-//     with a record, and sends again after any failure until each shard took one.
+//     is recorded. As soon as a fault is applied, the idle writer probes idle shards
+//     with a record (after a kill or pause those the target led, after a partition or
+//     restart-all every one), and sends again after any failure until each took one;
+//     the other idle shards stay quiet.
 //  4. Meanwhile injects faults one at a time on a schedule that is a pure function of
 //     --seed (Plan, math/rand/v2 PCG): the same seed replays the same schedule. Targets
 //     that depend on the live cluster (the node that leads shard k) are resolved when the

@@ -12,11 +12,12 @@ import (
 // idleWriter keeps a topic's shards idle: each shard gets one record every interval, the
 // shards in turn (so some record is sent every interval/shards). An idle shard is
 // unwritable from a send until its next acknowledgement; a rare record may miss an
-// outage, so as soon as a fault is applied (probe) the writer sends one record to every
-// shard, and on any failed send it sends again to that shard, until each succeeds. The
-// checker then sees each outage from the probe's send to the shard's first
-// acknowledgement after it, through the fault and the recovery after its heal. There is
-// no probe at the heal: the shards stay idle (quiesced) as long as the schedule lets
+// outage, so as soon as a fault is applied the harness asks for a probe of the shards it
+// may have cut off (probe): the writer sends one record to each, and on any failed send
+// sends again to that shard, until each succeeds. The checker then sees each outage from
+// the probe's send to the shard's first acknowledgement after it, through the fault and
+// the recovery after its heal. There is no probe at the heal, and the shards not probed
+// get only their regular record: they stay idle (quiesced) as long as the schedule lets
 // them before the next fault hits.
 type idleWriter struct {
 	id       int
