@@ -84,33 +84,46 @@ func (r *run) target(ctx context.Context, s Step) (int, string) {
 // quietLeader returns the node leading the most quiet idle shards (see target).
 func (r *run) quietLeader(ctx context.Context) (int, string, bool) {
 	ls, err := r.leaders(ctx, IdleTopic)
-	idle := r.idle.idleFor()
-	if err != nil || len(ls) != len(idle) {
+	if err != nil {
 		return 0, "", false
 	}
-	quiet := map[int][]int{}
-	longest := map[int]time.Duration{}
-	for k, l := range ls {
+	node, quiet, longest, ok := pickQuiet(ls, r.idle.idleFor())
+	if !ok {
+		return 0, "", false
+	}
+	return node, fmt.Sprintf("leader of %d %s shards quiet for %s or more (%v), one idle for %s",
+		len(quiet), IdleTopic, quietFor, quiet, longest.Round(100*time.Millisecond)), true
+}
+
+// pickQuiet chooses, from each shard's leader (-1: unknown) and idle time, the node
+// leading the most shards idle for quietFor or more, ties going to the node leading the
+// shard idle longest. It returns the node, those shards and that longest idle time.
+func pickQuiet(leaders []int, idle []time.Duration) (node int, quiet []int, longest time.Duration, ok bool) {
+	if len(leaders) != len(idle) {
+		return 0, nil, 0, false
+	}
+	quietOf := map[int][]int{}
+	longestOf := map[int]time.Duration{}
+	for k, l := range leaders {
 		if l < 0 {
 			continue
 		}
 		if idle[k] >= quietFor {
-			quiet[l] = append(quiet[l], k)
+			quietOf[l] = append(quietOf[l], k)
 		}
-		longest[l] = max(longest[l], idle[k])
+		longestOf[l] = max(longestOf[l], idle[k])
 	}
 	best := -1
-	for _, l := range sortedKeys(longest) {
-		if best < 0 || len(quiet[l]) > len(quiet[best]) ||
-			(len(quiet[l]) == len(quiet[best]) && longest[l] > longest[best]) {
+	for _, l := range sortedKeys(longestOf) {
+		if best < 0 || len(quietOf[l]) > len(quietOf[best]) ||
+			(len(quietOf[l]) == len(quietOf[best]) && longestOf[l] > longestOf[best]) {
 			best = l
 		}
 	}
 	if best < 0 {
-		return 0, "", false
+		return 0, nil, 0, false
 	}
-	return best, fmt.Sprintf("leader of %d %s shards quiet for %s or more (%v), one idle for %s",
-		len(quiet[best]), IdleTopic, quietFor, quiet[best], longest[best].Round(100*time.Millisecond)), true
+	return best, quietOf[best], longestOf[best], true
 }
 
 // idleLedBy returns the idle shards node i leads (all of them when that is not known).

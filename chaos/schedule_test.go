@@ -76,6 +76,33 @@ func TestSchedulePlanHasLongKills(t *testing.T) {
 	}
 }
 
+func TestSchedulePickQuiet(t *testing.T) {
+	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	tests := []struct {
+		name    string
+		leaders []int
+		idle    []time.Duration
+		node    int
+		quiet   []int
+		ok      bool
+	}{
+		{"most quiet shards wins", []int{0, 1, 1, 2}, []time.Duration{sec(30), sec(13), sec(12), sec(1)}, 1, []int{1, 2}, true},
+		{"tie goes to the longest idle", []int{0, 1}, []time.Duration{sec(13), sec(20)}, 1, []int{1}, true},
+		{"none quiet: the longest idle", []int{0, 1, 2}, []time.Duration{sec(3), sec(9), sec(5)}, 1, nil, true},
+		{"unknown leaders skipped", []int{-1, 2}, []time.Duration{sec(40), sec(1)}, 2, nil, true},
+		{"no leader known", []int{-1}, []time.Duration{sec(40)}, 0, nil, false},
+		{"lengths differ", []int{0}, nil, 0, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			node, quiet, _, ok := pickQuiet(tt.leaders, tt.idle)
+			if ok != tt.ok || (ok && (node != tt.node || !slices.Equal(quiet, tt.quiet))) {
+				t.Fatalf("pickQuiet = %d %v %v, want %d %v %v", node, quiet, ok, tt.node, tt.quiet, tt.ok)
+			}
+		})
+	}
+}
+
 func TestScheduleParseFaults(t *testing.T) {
 	tests := []struct {
 		in      string
