@@ -45,7 +45,7 @@ func TestChaosShort(t *testing.T) {
 	// The seed plans every fault type and a long kill (longer than the 10 s
 	// availability bound, of the leader of the idle shard written longest ago) about
 	// 14 s after the restart-all, both with and without partitions.
-	const seed = 20261719
+	const seed = 20261196
 	faults := []string{FaultKill, FaultPause, FaultRestartAll}
 	duration := 36 * time.Second
 	if err := NetnsAvailable(); err == nil {

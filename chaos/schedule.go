@@ -92,7 +92,8 @@ func NewRand(seed uint64) *rand.Rand {
 // warmup is the fault-free time at the start of the workload.
 const warmup = 3 * time.Second
 
-// longKill is the shortest hold of a long kill (one kill in three, up to 4 s longer).
+// longKill is the shortest hold of a long kill (the first kill from longKillAfter on,
+// then one kill in three; up to 4 s longer).
 // Long kills start no earlier than longKillAfter into the workload, when idle shards
 // have had time to go quiet (dragonboat quiesces a shard after 10 s without traffic).
 const (
@@ -113,6 +114,7 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 	}
 	var steps []Step
 	at := warmup
+	longDone := false // the first kill from longKillAfter on is long, later ones one in three
 	for {
 		round := slices.Clone(kinds)
 		rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
@@ -122,13 +124,16 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 			switch k {
 			case FaultKill:
 				s.Hold, s.Leader = between(time.Second, 5*time.Second), rng.IntN(10) < 6
-				if rng.IntN(3) == 0 && at >= longKillAfter {
+				recover = 2 * time.Second
+				if at >= longKillAfter && (!longDone || rng.IntN(3) == 0) {
 					// A long kill of a leader outlasts the default availability bound
 					// (10 s): a shard that only recovers when its old leader returns
-					// (an idle shard that never fails over) is then caught.
-					s.Hold, s.Leader, s.Idle = between(longKill, longKill+4*time.Second), true, true
+					// (an idle shard that never fails over) is then caught. One that
+					// would not fit in the run stays short.
+					if hold := between(longKill, longKill+4*time.Second); at+hold+recover <= duration {
+						s.Hold, s.Leader, s.Idle, longDone = hold, true, true, true
+					}
 				}
-				recover = 2 * time.Second
 			case FaultPause:
 				s.Hold, s.Leader = between(time.Second, 5*time.Second), rng.IntN(10) < 6
 			case FaultPartition:

@@ -58,6 +58,7 @@ func TestSchedulePlanIsReplayableAndBounded(t *testing.T) {
 func TestSchedulePlanHasLongKills(t *testing.T) {
 	long, short := 0, 0
 	for seed := uint64(1); seed <= 20; seed++ {
+		longBefore := long
 		for _, s := range Plan(seed, AllFaults, 120*time.Second) {
 			switch {
 			case s.Kind != FaultKill:
@@ -69,6 +70,9 @@ func TestSchedulePlanHasLongKills(t *testing.T) {
 			default:
 				short++
 			}
+		}
+		if long == longBefore {
+			t.Errorf("seed %d: no long kill in 120 s: %v", seed, Plan(seed, AllFaults, 120*time.Second))
 		}
 	}
 	if long == 0 || short == 0 || longKill <= 10*time.Second {
