@@ -95,6 +95,16 @@ type FaultEvent struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// LogStart is one replica's first offset as a node reported it during the run.
+type LogStart struct {
+	Topic string `json:"topic"`
+	Shard uint32 `json:"shard"`
+	Node  string `json:"node"`
+	Start uint64 `json:"start"`
+	// AtUnixMs is the wall time (unix ms) after the answer arrived.
+	AtUnixMs int64 `json:"at_unix_ms"`
+}
+
 // TopicSpec describes one topic of a run.
 type TopicSpec struct {
 	Name   string `json:"name"`
@@ -126,12 +136,15 @@ type History struct {
 	MaxUnavailableMs int64 `json:"max_unavailable_ms"`
 	// ReadDoneUnixMs is the wall time (unix ms) after the final logs were read: a record
 	// can have expired only if its timestamp is older than this minus the retention.
-	ReadDoneUnixMs int64        `json:"read_done_unix_ms"`
-	Acks           []Ack        `json:"acks"`
-	Failed         []Failed     `json:"failed"`
-	Reads          []Read       `json:"reads"`
-	Faults         []FaultEvent `json:"faults"`
-	Logs           []ReplicaLog `json:"logs"`
+	ReadDoneUnixMs int64 `json:"read_done_unix_ms"`
+	// LogStarts are log starts seen during the run (topics with retention): what lies
+	// below one must have been older than the retention when it was seen.
+	LogStarts []LogStart   `json:"log_starts,omitempty"`
+	Acks      []Ack        `json:"acks"`
+	Failed    []Failed     `json:"failed"`
+	Reads     []Read       `json:"reads"`
+	Faults    []FaultEvent `json:"faults"`
+	Logs      []ReplicaLog `json:"logs"`
 }
 
 // TopicReport is the part of a Report about one topic.
@@ -376,6 +389,7 @@ func (tc *topicCheck) check() {
 	r.FinalRecords += tr.FinalRecords
 	tc.checkAltered()
 	tc.checkLost()
+	tc.checkEarlyExpiry()
 	where := tc.checkDuplicatesAndUnknown()
 	for _, f := range tc.fails {
 		if len(where[f.Value]) > 0 {
@@ -509,6 +523,29 @@ func (tc *topicCheck) checkLost() {
 				a.Value, a.Shard, a.Offset, sl.start, sl.end)
 		} else {
 			tc.example("lost", "%s acked at shard %d offset %d: final log holds %s there", a.Value, a.Shard, a.Offset, got.Value)
+		}
+	}
+}
+
+// checkEarlyExpiry checks every log start seen during the run: an acknowledged record
+// below it must have been older than the retention when it was seen (retention drops a
+// batch only when its newest record is). One removed earlier is lost.
+func (tc *topicCheck) checkEarlyExpiry() {
+	byShard := map[uint32][]LogStart{}
+	for _, ls := range tc.h.LogStarts {
+		if ls.Topic == tc.spec.Name {
+			byShard[ls.Shard] = append(byShard[ls.Shard], ls)
+		}
+	}
+	for _, a := range tc.acks {
+		for _, ls := range byShard[a.Shard] {
+			if a.Offset >= ls.Start || (tc.spec.RetentionMs > 0 && a.TsMs < ls.AtUnixMs-tc.spec.RetentionMs) {
+				continue
+			}
+			tc.r.Lost++
+			tc.example("lost", "%s acked at shard %d offset %d: below the log start %d that %s reported at %d, but its timestamp %d was not older than the retention (%d ms) then",
+				a.Value, a.Shard, a.Offset, ls.Start, ls.Node, ls.AtUnixMs, a.TsMs, tc.spec.RetentionMs)
+			break
 		}
 	}
 }

@@ -212,6 +212,20 @@ func TestCheckerFindsEachViolation(t *testing.T) {
 			expire(h, 1)
 			h.Topics[0].RetentionMs = 0
 		}, map[string]int{"lost": 1}},
+		{"log start seen during the run above records old enough", func(h *History) {
+			h.Topics[0].RetentionMs = 100
+			h.LogStarts = []LogStart{{Topic: "t", Shard: 0, Node: "n1", Start: 2, AtUnixMs: tsOf("p0-2") + 101}}
+		}, nil},
+		{"log start seen during the run above records too young", func(h *History) {
+			h.Topics[0].RetentionMs = 100
+			h.LogStarts = []LogStart{{Topic: "t", Shard: 0, Node: "n1", Start: 2, AtUnixMs: tsOf("p0-0") + 100}}
+		}, map[string]int{"lost": 2}}, // p0-0 and p1-0, both stamped 1000: not older than 100 ms at 1100
+		{"log start seen on a topic without retention", func(h *History) {
+			h.LogStarts = []LogStart{{Topic: "t", Shard: 1, Node: "n2", Start: 1, AtUnixMs: 1 << 40}}
+		}, map[string]int{"lost": 1}},
+		{"log start of another topic", func(h *History) {
+			h.LogStarts = []LogStart{{Topic: "u", Shard: 1, Node: "n2", Start: 3, AtUnixMs: 1 << 40}}
+		}, nil},
 		{"read below the log start of another value", func(h *History) {
 			expire(h, 2)
 			h.Reads[0].Record = rec("p1-1")

@@ -60,7 +60,10 @@
 //   - lost: an acknowledged record missing from the final log, or not at its acknowledged
 //     offset; below a shard's log start it is "expired" instead, not lost, but only on a
 //     topic with retention and only if its timestamp was older than the retention when
-//     the logs were read;
+//     the logs were read. The retention topic's replicas are also asked for their first
+//     offset every --retention-interval during the workload: an acknowledged record
+//     below a first offset seen then must have been older than the retention at that
+//     moment, else it is lost (retention removed it early);
 //   - duplicated: one value at two positions of the final log;
 //   - divergent: two replicas of a shard holding different records (any field) at one
 //     offset (every replica is read only up to what it applied, which is committed);

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,6 +18,60 @@ import (
 )
 
 // The end of a run: settle, let consumers catch up, read every replica.
+
+// watchLogStarts asks every replica of the retention topic for its first offset every
+// RetentionInterval until the returned func is called (which waits for it), and records
+// each answer: the checker requires what lies below a log start to have been old enough
+// when it was seen. Unreachable replicas are skipped.
+func (r *run) watchLogStarts(ctx context.Context) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if r.cfg.RetentionShards <= 0 {
+			return
+		}
+		t := time.NewTicker(r.cfg.RetentionInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			r.sampleLogStarts(ctx)
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
+}
+
+// sampleLogStarts records one first offset of each replica of the retention topic.
+func (r *run) sampleLogStarts(ctx context.Context) {
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	info, err := r.adm.DescribeTopic(dctx, RetentionTopic, false)
+	cancel()
+	if err != nil {
+		return
+	}
+	for _, s := range info.GetShards() {
+		for _, rep := range s.GetReplicas() {
+			i, ok := r.nodeIndex(rep.GetClientAddr())
+			if !ok {
+				continue
+			}
+			st, err := r.shardStatus(ctx, rep.GetClientAddr(), s.GetShardId())
+			if err != nil || !st.GetHosted() {
+				continue
+			}
+			ls := LogStart{Topic: RetentionTopic, Shard: s.GetIndex(), Node: r.cl.Nodes()[i].Name,
+				Start: st.GetFirstOffset(), AtUnixMs: time.Now().UnixMilli()}
+			r.mu.Lock()
+			r.logStarts = append(r.logStarts, ls)
+			r.mu.Unlock()
+		}
+	}
+}
 
 // settle waits (bounded) until every replica of every shard of every topic holds the
 // same next offset, and returns each topic's shards' next offsets as last described.

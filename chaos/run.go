@@ -262,9 +262,10 @@ type run struct {
 	topics []TopicSpec
 	idle   *idleWriter
 
-	mu     sync.Mutex // guards faults and errs, which the fault and workload goroutines append to
-	faults []FaultEvent
-	errs   []string
+	mu        sync.Mutex // guards faults, errs and logStarts, which the run's goroutines append to
+	faults    []FaultEvent
+	errs      []string
+	logStarts []LogStart
 }
 
 func (r *run) execute(ctx context.Context) (Report, error) {
@@ -289,10 +290,13 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	stopProducers, stopConsumers := r.startWorkload(ctx)
 	defer stopConsumers()
 	defer stopProducers()
+	stopWatch := r.watchLogStarts(ctx)
+	defer stopWatch()
 
 	r.inject(ctx, plan)
 	workloadEnd := r.rec.sinceMs()
 	stopProducers()
+	stopWatch()
 	if err := r.cl.Heal(); err != nil {
 		r.errorf("heal: %v", err)
 	}
@@ -536,5 +540,6 @@ func (r *run) history(workloadEnd, readDone int64, logs []ReplicaLog) (History, 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h.Faults = slices.Clone(r.faults)
+	h.LogStarts = slices.Clone(r.logStarts)
 	return h, slices.Clone(r.errs)
 }
