@@ -53,8 +53,9 @@ lint:
 	$(TOOLS)/staticcheck $(PKGS)
 
 # The long chaos set (issues 3 and 8): the busy topic, the idle topic (8 shards, a record
-# per shard every 20 s, probed after every fault) and the retention topic (4 s), and the
-# availability bound. Seeds, duration and flags can be overridden:
+# per shard every 20 s, probed when a fault may cut them off; long kills aim at the node
+# leading the most quiet ones) and the retention topic (4 s), and the 10 s availability
+# bound. Seeds, duration and flags can be overridden:
 #   make chaos CHAOS_SEEDS="1 2" CHAOS_DURATION=60s CHAOS_FLAGS="--max-unavailable 5s"
 CHAOS_SEEDS    ?= 11 12 13 14 15
 CHAOS_DURATION ?= 120s
