@@ -94,8 +94,10 @@ const warmup = 3 * time.Second
 
 // longKill is the shortest hold of a long kill (the first kill from longKillAfter on,
 // then one kill in three; up to 4 s longer).
-// Long kills start no earlier than longKillAfter into the workload, when idle shards
-// have had time to go quiet (dragonboat quiesces a shard after 10 s without traffic).
+// Long kills start no earlier than longKillAfter into the workload and 1 s less after
+// the heal of the last partition or restart-all (which probe every idle shard), when
+// idle shards have had time to go quiet (dragonboat quiesces a shard after 10 s without
+// traffic).
 const (
 	longKill      = 12 * time.Second
 	longKillAfter = 15 * time.Second
@@ -115,6 +117,7 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 	var steps []Step
 	at := warmup
 	longDone := false // the first kill from longKillAfter on is long, later ones one in three
+	var lastAll time.Duration
 	for {
 		round := slices.Clone(kinds)
 		rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
@@ -128,10 +131,12 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 				if at >= longKillAfter && (!longDone || rng.IntN(3) == 0) {
 					// A long kill of a leader outlasts the default availability bound
 					// (10 s): a shard that only recovers when its old leader returns
-					// (an idle shard that never fails over) is then caught. One that
-					// would not fit in the run stays short.
-					if hold := between(longKill, longKill+4*time.Second); at+hold+recover <= duration {
-						s.Hold, s.Leader, s.Idle, longDone = hold, true, true, true
+					// (an idle shard that never fails over) is then caught. It waits
+					// until idle shards had time to go quiet; one that would not fit in
+					// the run stays short.
+					start := max(at, lastAll+longKillAfter-time.Second)
+					if hold := between(longKill, longKill+4*time.Second); start+hold+recover <= duration {
+						s.At, s.Hold, s.Leader, s.Idle, longDone = start, hold, true, true, true
 					}
 				}
 			case FaultPause:
@@ -147,6 +152,9 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 				return steps
 			}
 			steps = append(steps, s)
+			if k == FaultPartition || k == FaultRestartAll {
+				lastAll = s.At + s.Hold // they probe (and wake) every idle shard
+			}
 			at = s.At + s.Hold + recover + gap
 		}
 	}

@@ -59,7 +59,14 @@ func TestSchedulePlanHasLongKills(t *testing.T) {
 	long, short := 0, 0
 	for seed := uint64(1); seed <= 20; seed++ {
 		longBefore := long
+		var lastAll time.Duration
 		for _, s := range Plan(seed, AllFaults, 120*time.Second) {
+			if s.Kind == FaultKill && s.Hold >= longKill && s.At-lastAll < longKillAfter-time.Second {
+				t.Fatalf("seed %d: long kill %v only %s after a partition or restart-all", seed, s, s.At-lastAll)
+			}
+			if s.Kind == FaultPartition || s.Kind == FaultRestartAll {
+				lastAll = s.At + s.Hold
+			}
 			switch {
 			case s.Kind != FaultKill:
 			case s.Hold >= longKill:
