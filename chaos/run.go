@@ -11,12 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"shardlog/client"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // Sentinel errors of the chaos package.
@@ -28,8 +24,13 @@ var (
 	ErrInconclusive = errors.New("chaos: inconclusive")
 )
 
-// Topic is the name of the topic a run creates.
-const Topic = "chaos"
+// The topics a run creates: the busy one, the idle one (IdleShards) and the one with
+// retention (RetentionShards).
+const (
+	Topic          = "chaos"
+	IdleTopic      = "chaos-idle"
+	RetentionTopic = "chaos-retention"
+)
 
 // Config is one chaos run.
 type Config struct {
@@ -47,6 +48,22 @@ type Config struct {
 	Producers, Consumers int
 	// Rate is the total records per second all producers send. Default 1000.
 	Rate int
+	// IdleShards is the idle topic's shard count (default 8; negative: no idle topic).
+	// Each idle shard gets one record every IdleInterval (default 20s), the shards in
+	// turn, plus a probe of every idle shard as soon as each fault is applied.
+	IdleShards   int
+	IdleInterval time.Duration
+	// RetentionShards is the retention topic's shard count (default 2; negative: no
+	// retention topic). Its records expire after Retention (default 4s); one producer
+	// writes RetentionRate records/s (default 40) to it; the servers apply retention
+	// every RetentionInterval (their --retention-interval, default 1s).
+	RetentionShards   int
+	Retention         time.Duration
+	RetentionRate     int
+	RetentionInterval time.Duration
+	// MaxUnavailable bounds how long a shard with a live, connected majority of its
+	// replicas may stay unwritable (default 10s): longer fails the run.
+	MaxUnavailable time.Duration
 	// SettleTimeout bounds the wait, after healing, for every replica to catch up, and
 	// again for the final read of every replica. Default 60s.
 	SettleTimeout time.Duration
@@ -84,6 +101,27 @@ func (c *Config) ensureDefaults() {
 	if c.Rate == 0 {
 		c.Rate = 1000
 	}
+	if c.IdleShards == 0 {
+		c.IdleShards = 8
+	}
+	if c.IdleInterval == 0 {
+		c.IdleInterval = 20 * time.Second
+	}
+	if c.RetentionShards == 0 {
+		c.RetentionShards = 2
+	}
+	if c.Retention == 0 {
+		c.Retention = 4 * time.Second
+	}
+	if c.RetentionRate == 0 {
+		c.RetentionRate = 40
+	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = time.Second
+	}
+	if c.MaxUnavailable == 0 {
+		c.MaxUnavailable = 10 * time.Second
+	}
 	if c.SettleTimeout == 0 {
 		c.SettleTimeout = 60 * time.Second
 	}
@@ -116,6 +154,16 @@ func (c *Config) Validate() error {
 	if c.Producers < 1 || c.Consumers < 0 || c.Rate < c.Producers {
 		errs = append(errs, fmt.Errorf("need producers >= 1, consumers >= 0, rate >= producers (got %d, %d, %d)",
 			c.Producers, c.Consumers, c.Rate))
+	}
+	if c.IdleShards > 0 && c.IdleInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("idle interval %s must be at least 100ms", c.IdleInterval))
+	}
+	if c.RetentionShards > 0 && (c.Retention < 100*time.Millisecond || c.RetentionRate < 1 || c.RetentionInterval < 100*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("retention %s and retention interval %s must be at least 100ms, retention rate %d at least 1",
+			c.Retention, c.RetentionInterval, c.RetentionRate))
+	}
+	if c.MaxUnavailable < 0 {
+		errs = append(errs, fmt.Errorf("max unavailable %s must not be negative", c.MaxUnavailable))
 	}
 	for _, f := range c.Faults {
 		if f == FaultPartition && c.Nodes < 3 {
@@ -158,8 +206,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 		defer netns.Close()
 	}
+	var extra []string
+	if cfg.RetentionShards > 0 {
+		extra = append(extra, "--retention-interval", cfg.RetentionInterval.String())
+	}
 	cl, err := NewCluster(ClusterConfig{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir,
-		LogLevel: cfg.ServerLogLevel, Net: netns, Logger: log})
+		LogLevel: cfg.ServerLogLevel, Net: netns, Logger: log, ExtraArgs: extra})
 	if err != nil {
 		return Report{Seed: cfg.Seed}, err
 	}
@@ -206,10 +258,14 @@ type run struct {
 	dir string
 	rec *recorder
 	adm *client.Client
+	// topics are the run's topics, with each shard's replicas as placed at creation.
+	topics []TopicSpec
+	idle   *idleWriter
 
-	mu     sync.Mutex // guards faults and errs, which the fault and workload goroutines append to
-	faults []FaultEvent
-	errs   []string
+	mu        sync.Mutex // guards faults, errs and logStarts, which the run's goroutines append to
+	faults    []FaultEvent
+	errs      []string
+	logStarts []LogStart
 }
 
 func (r *run) execute(ctx context.Context) (Report, error) {
@@ -226,7 +282,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	}
 	defer adm.Close()
 	r.adm = adm
-	if err := r.createTopic(ctx); err != nil {
+	if err := r.createTopics(ctx); err != nil {
 		return Report{Seed: cfg.Seed}, fmt.Errorf("%w: %w", ErrInconclusive, err)
 	}
 
@@ -234,10 +290,13 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	stopProducers, stopConsumers := r.startWorkload(ctx)
 	defer stopConsumers()
 	defer stopProducers()
+	stopWatch := r.watchLogStarts(ctx)
+	defer stopWatch()
 
 	r.inject(ctx, plan)
 	workloadEnd := r.rec.sinceMs()
 	stopProducers()
+	stopWatch()
 	if err := r.cl.Heal(); err != nil {
 		r.errorf("heal: %v", err)
 	}
@@ -249,10 +308,11 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	acks, failed, _ := r.rec.counts()
 	r.log.Info("workload stopped", "acknowledged", acks, "failed", failed)
 
-	shards := r.settle(ctx)
-	r.waitConsumers(ctx, shards)
+	ends := r.settle(ctx)
+	r.waitConsumers(ctx, ends)
 	stopConsumers()
 	logs := r.readReplicas(ctx)
+	readDone := time.Now().UnixMilli()
 	if ctx.Err() != nil {
 		// Without the final logs every acknowledgement would look lost: report only
 		// what the workload did, and call the run what it is.
@@ -267,12 +327,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("%w: interrupted: %w", ErrInconclusive, ctx.Err())
 	}
 
-	h := History{Seed: cfg.Seed, Shards: uint32(cfg.Shards), Workload: Window{0, workloadEnd},
-		Acks: r.rec.acks, Failed: r.rec.failed, Reads: r.rec.reads, Logs: logs}
-	r.mu.Lock()
-	h.Faults = slices.Clone(r.faults)
-	errs := slices.Clone(r.errs)
-	r.mu.Unlock()
+	h, errs := r.history(workloadEnd, readDone, logs)
 	if cfg.HistoryFile != "" {
 		if err := writeHistory(cfg.HistoryFile, h); err != nil {
 			r.errorf("write history: %v", err)
@@ -289,30 +344,47 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// startWorkload starts the producers and consumers. Each returned func stops its side
-// and waits for it; both may be called more than once.
+// startWorkload starts the producers and consumers of every topic (and the idle
+// writer). Each returned func stops its side and waits for it; both may be called more
+// than once.
 func (r *run) startWorkload(ctx context.Context) (stopProducers, stopConsumers func()) {
 	cfg := r.cfg
 	wctx, cancelProducers := context.WithCancel(ctx)
 	cctx, cancelConsumers := context.WithCancel(ctx)
 	rng := NewRand(cfg.Seed ^ 0x5bd1e995)
 	var pwg, cwg sync.WaitGroup
-	for i := range cfg.Producers {
-		p := &producer{id: i, addrs: shuffled(rng, r.cl.Addrs()), topic: Topic,
-			rate: float64(cfg.Rate) / float64(cfg.Producers), flushTimeout: 45 * time.Second, rec: r.rec, log: r.log}
+	goProducer := func(id int, topic string, rate float64, first int) {
+		p := &producer{id: id, addrs: shuffled(rng, r.cl.Addrs()), topic: topic, rate: rate, first: uint64(first),
+			flushTimeout: 45 * time.Second, rec: r.rec, log: r.log}
 		pwg.Go(func() {
 			if err := p.run(wctx); err != nil {
-				r.errorf("producer %d: %v", i, err)
+				r.errorf("producer %d (%s): %v", id, topic, err)
 			}
 		})
 	}
-	for i := range cfg.Consumers {
-		k := &consumer{id: i, addrs: shuffled(rng, r.cl.Addrs()), topic: Topic, rec: r.rec, log: r.log}
-		cwg.Go(func() {
-			if err := k.run(cctx); err != nil {
-				r.errorf("consumer %d: %v", i, err)
+	for i := range cfg.Producers {
+		goProducer(i, Topic, float64(cfg.Rate)/float64(cfg.Producers), i*cfg.Shards/cfg.Producers)
+	}
+	if cfg.RetentionShards > 0 {
+		goProducer(cfg.Producers, RetentionTopic, float64(cfg.RetentionRate), 0)
+	}
+	if cfg.IdleShards > 0 {
+		r.idle = newIdleWriter(cfg.Producers+1, shuffled(rng, r.cl.Addrs()), IdleTopic, cfg.IdleInterval, r.rec, r.log)
+		pwg.Go(func() {
+			if err := r.idle.run(wctx); err != nil {
+				r.errorf("idle writer: %v", err)
 			}
 		})
+	}
+	for _, t := range r.topics {
+		for i := range t.Consumers {
+			k := &consumer{id: i, addrs: shuffled(rng, r.cl.Addrs()), topic: t.Name, rec: r.rec, log: r.log}
+			cwg.Go(func() {
+				if err := k.run(cctx); err != nil {
+					r.errorf("consumer %d (%s): %v", i, t.Name, err)
+				}
+			})
+		}
 	}
 	progress := r.startProgress(wctx)
 	return func() {
@@ -325,6 +397,14 @@ func (r *run) startWorkload(ctx context.Context) (stopProducers, stopConsumers f
 		}
 }
 
+// probeIdle asks the idle writer (if any) for one record to each of the idle shards
+// (nil: every one).
+func (r *run) probeIdle(shards []int) {
+	if r.idle != nil {
+		r.idle.probe(shards)
+	}
+}
+
 func (r *run) errorf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	r.log.Warn("harness error", "err", msg)
@@ -333,40 +413,81 @@ func (r *run) errorf(format string, args ...any) {
 	r.mu.Unlock()
 }
 
-// createTopic creates the run's topic and waits until every shard has a leader.
-func (r *run) createTopic(ctx context.Context) error {
+// createTopics creates the run's topics, waits until every shard has a leader and
+// records each shard's replicas in r.topics.
+func (r *run) createTopics(ctx context.Context) error {
+	cfg := r.cfg
+	specs := []TopicSpec{{Name: Topic, Shards: uint32(cfg.Shards), Consumers: cfg.Consumers}}
+	side := min(cfg.Consumers, 1)
+	if cfg.IdleShards > 0 {
+		specs = append(specs, TopicSpec{Name: IdleTopic, Shards: uint32(cfg.IdleShards), Consumers: side})
+	}
+	if cfg.RetentionShards > 0 {
+		specs = append(specs, TopicSpec{Name: RetentionTopic, Shards: uint32(cfg.RetentionShards),
+			RetentionMs: cfg.Retention.Milliseconds(), Consumers: side})
+	}
+	for _, spec := range specs {
+		if err := r.createTopic(ctx, &spec); err != nil {
+			return err
+		}
+		r.topics = append(r.topics, spec)
+	}
+	return nil
+}
+
+// createTopic creates one topic, waits until every shard has a leader and fills in
+// spec.Replicas.
+func (r *run) createTopic(ctx context.Context, spec *TopicSpec) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	spec := &shardlogv1.TopicSpec{Name: Topic, Shards: uint32(r.cfg.Shards), ReplicationFactor: uint32(r.cfg.ReplicationFactor)}
+	ps := &shardlogv1.TopicSpec{Name: spec.Name, Shards: spec.Shards, ReplicationFactor: uint32(r.cfg.ReplicationFactor),
+		RetentionMs: spec.RetentionMs}
 	for {
-		_, err := r.adm.CreateTopic(ctx, spec)
+		_, err := r.adm.CreateTopic(ctx, ps)
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("chaos: create topic: %w", err)
+			return fmt.Errorf("chaos: create topic %s: %w", spec.Name, err)
 		}
-		if info, derr := r.adm.DescribeTopic(ctx, Topic, false); derr == nil && info != nil {
+		if info, derr := r.adm.DescribeTopic(ctx, spec.Name, false); derr == nil && info != nil {
 			break // an earlier attempt created it
 		}
 		sleepCtx(ctx, 300*time.Millisecond)
 	}
 	for {
-		info, err := r.adm.DescribeTopic(ctx, Topic, true)
-		if err == nil && len(info.GetShards()) == r.cfg.Shards {
+		info, err := r.adm.DescribeTopic(ctx, spec.Name, true)
+		if err == nil && len(info.GetShards()) == int(spec.Shards) {
 			ready := true
 			for _, s := range info.GetShards() {
 				ready = ready && s.GetStatusError() == "" && s.GetLeaderNodeId() != 0
 			}
 			if ready {
+				spec.Replicas = r.replicaNames(info.GetShards())
 				return nil
 			}
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("chaos: topic shards have no leaders: %v", err)
+			return fmt.Errorf("chaos: topic %s shards have no leaders: %v", spec.Name, err)
 		}
 		sleepCtx(ctx, 200*time.Millisecond)
 	}
+}
+
+// replicaNames returns, per shard index, the names of the nodes holding its replicas.
+func (r *run) replicaNames(shards []*shardlogv1.ShardInfo) [][]string {
+	out := make([][]string, len(shards))
+	for _, s := range shards {
+		if int(s.GetIndex()) >= len(out) {
+			continue
+		}
+		for _, rep := range s.GetReplicas() {
+			if i, ok := r.nodeIndex(rep.GetClientAddr()); ok {
+				out[s.GetIndex()] = append(out[s.GetIndex()], r.cl.Nodes()[i].Name)
+			}
+		}
+	}
+	return out
 }
 
 // startProgress logs counts every 10 s until ctx ends; the returned func waits for it.
@@ -399,320 +520,6 @@ func (r *run) nodeIndex(addr string) (int, bool) {
 	return 0, false
 }
 
-// leaderOf returns the index of the node leading the topic's shard number pick%shards.
-func (r *run) leaderOf(ctx context.Context, pick uint64) (int, bool) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	info, err := r.adm.DescribeTopic(ctx, Topic, false)
-	if err != nil || len(info.GetShards()) == 0 {
-		return 0, false
-	}
-	s := info.GetShards()[pick%uint64(len(info.GetShards()))]
-	for _, rep := range s.GetReplicas() {
-		if rep.GetNodeId() == s.GetLeaderNodeId() && s.GetLeaderNodeId() != 0 {
-			return r.nodeIndex(rep.GetClientAddr())
-		}
-	}
-	return 0, false
-}
-
-// target picks the node a kill or pause hits: a shard leader's when asked and known.
-func (r *run) target(ctx context.Context, s Step) int {
-	if s.Leader {
-		if i, ok := r.leaderOf(ctx, s.Pick); ok {
-			return i
-		}
-	}
-	return int(s.Pick % uint64(r.cfg.Nodes))
-}
-
-// inject runs the plan until the workload's duration is over.
-func (r *run) inject(ctx context.Context, plan []Step) {
-	end := r.rec.start.Add(r.cfg.Duration)
-	for _, s := range plan {
-		if wait := time.Until(r.rec.start.Add(s.At)); wait > 0 {
-			sleepCtx(ctx, wait)
-		}
-		if ctx.Err() != nil || time.Now().Add(s.Hold).After(end) {
-			break
-		}
-		r.log.Info("fault", "step", s.String())
-		if err := r.runStep(ctx, s); err != nil {
-			r.errorf("fault %s: %v", s, err)
-		}
-	}
-	sleepCtx(ctx, time.Until(end))
-}
-
-func (r *run) runStep(ctx context.Context, s Step) error {
-	ev := FaultEvent{Type: s.Kind, Window: Window{StartMs: r.rec.sinceMs()}}
-	defer func() {
-		ev.EndMs = r.rec.sinceMs()
-		r.mu.Lock()
-		r.faults = append(r.faults, ev)
-		r.mu.Unlock()
-	}()
-	serving := func(i int) error {
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		return r.cl.WaitServing(wctx, i)
-	}
-	switch s.Kind {
-	case FaultKill:
-		i := r.target(ctx, s)
-		ev.Nodes = []string{r.cl.Nodes()[i].Name}
-		if err := r.cl.Kill(i); err != nil {
-			return err
-		}
-		sleepCtx(ctx, s.Hold)
-		if err := r.cl.StartNode(i); err != nil {
-			return err
-		}
-		return serving(i)
-	case FaultPause:
-		i := r.target(ctx, s)
-		ev.Nodes = []string{r.cl.Nodes()[i].Name}
-		if err := r.cl.Pause(i); err != nil {
-			return err
-		}
-		sleepCtx(ctx, s.Hold)
-		return r.cl.Resume(i)
-	case FaultRestartAll:
-		ev.NoMajority = true
-		for i, n := range r.cl.Nodes() {
-			ev.Nodes = append(ev.Nodes, n.Name)
-			if err := r.cl.Kill(i); err != nil {
-				return err
-			}
-		}
-		sleepCtx(ctx, s.Hold)
-		for i := range r.cl.Nodes() {
-			if err := r.cl.StartNode(i); err != nil {
-				return err
-			}
-		}
-		// One deadline for all: nodes start in parallel, so waiting for each in turn
-		// costs no more than waiting for the slowest.
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		var errs []error
-		for i := range r.cl.Nodes() {
-			errs = append(errs, r.cl.WaitServing(wctx, i))
-		}
-		return errors.Join(errs...)
-	case FaultPartition:
-		if r.net == nil {
-			return errors.New("no network namespaces")
-		}
-		leader := -1
-		if s.Shape == PartitionIsolateLeader {
-			if i, ok := r.leaderOf(ctx, s.Pick); ok {
-				leader = i
-			}
-		}
-		sides := Sides(s.Shape, r.cfg.Nodes, s.Pick, leader)
-		ev.Nodes = sides.describe(r.cl.Nodes())
-		if err := r.net.Partition(sides); err != nil {
-			return err
-		}
-		sleepCtx(ctx, s.Hold)
-		return r.net.Heal()
-	}
-	return fmt.Errorf("unknown fault %q", s.Kind)
-}
-
-// settle waits (bounded) until every replica of every shard holds the same next offset
-// and returns the topic's shards as last described.
-func (r *run) settle(ctx context.Context) []*shardlogv1.ShardInfo {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.SettleTimeout)
-	defer cancel()
-	var shards []*shardlogv1.ShardInfo
-	var why string
-	for {
-		info, err := r.adm.DescribeTopic(ctx, Topic, true)
-		if err == nil {
-			shards = info.GetShards()
-			why = r.unsettled(ctx, shards)
-			if why == "" {
-				r.log.Info("cluster settled")
-				return shards
-			}
-		} else {
-			why = err.Error()
-		}
-		if ctx.Err() != nil {
-			r.log.Warn("cluster did not settle; reading replicas anyway", "why", why)
-			return shards
-		}
-		sleepCtx(ctx, 500*time.Millisecond)
-	}
-}
-
-// unsettled says why the shards are not settled yet, or "" when every shard has a leader
-// and all its replicas report the leader's next offset.
-func (r *run) unsettled(ctx context.Context, shards []*shardlogv1.ShardInfo) string {
-	for _, s := range shards {
-		if s.GetStatusError() != "" {
-			return fmt.Sprintf("shard %d: %s", s.GetIndex(), s.GetStatusError())
-		}
-		for _, rep := range s.GetReplicas() {
-			st, err := r.shardStatus(ctx, rep.GetClientAddr(), s.GetShardId())
-			if err != nil {
-				return fmt.Sprintf("shard %d on %s: %v", s.GetIndex(), rep.GetClientAddr(), err)
-			}
-			if !st.GetHosted() || st.GetNextOffset() != s.GetNextOffset() {
-				return fmt.Sprintf("shard %d on %s: next offset %d, leader's %d", s.GetIndex(), rep.GetClientAddr(),
-					st.GetNextOffset(), s.GetNextOffset())
-			}
-		}
-	}
-	return ""
-}
-
-func (r *run) shardStatus(ctx context.Context, addr string, shardID uint64) (*shardlogv1.ShardStatus, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := shardlogv1.NewClusterClient(cc).ShardStatus(ctx, &shardlogv1.ShardStatusRequest{ShardIds: []uint64{shardID}})
-	if err != nil {
-		return nil, err
-	}
-	if len(resp.GetShards()) != 1 {
-		return nil, errors.New("no status")
-	}
-	return resp.GetShards()[0], nil
-}
-
-// waitConsumers gives the consumers (bounded) time to read up to every shard's end.
-func (r *run) waitConsumers(ctx context.Context, shards []*shardlogv1.ShardInfo) {
-	if r.cfg.Consumers == 0 {
-		return
-	}
-	var total uint64
-	for _, s := range shards {
-		total += s.GetNextOffset()
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		if _, _, reads := r.rec.counts(); uint64(reads) >= total*uint64(r.cfg.Consumers) {
-			return
-		}
-		sleepCtx(ctx, 200*time.Millisecond)
-	}
-}
-
-// readReplicas reads every replica's whole log from its own node (local fetches).
-func (r *run) readReplicas(ctx context.Context) []ReplicaLog {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.SettleTimeout)
-	defer cancel()
-	var info *shardlogv1.TopicInfo
-	err := ctx.Err()
-	for info == nil && ctx.Err() == nil {
-		if info, err = r.adm.DescribeTopic(ctx, Topic, false); err != nil {
-			info = nil
-			sleepCtx(ctx, 300*time.Millisecond)
-		}
-	}
-	if info == nil {
-		r.errorf("describe topic for the final read: %v", err)
-		return nil
-	}
-	var logs []ReplicaLog
-	for _, s := range info.GetShards() {
-		for _, rep := range s.GetReplicas() {
-			i, ok := r.nodeIndex(rep.GetClientAddr())
-			if !ok {
-				r.errorf("shard %d replica on unknown node %s", s.GetIndex(), rep.GetClientAddr())
-				continue
-			}
-			l, err := readReplica(ctx, rep.GetClientAddr(), s.GetIndex())
-			if err != nil {
-				r.errorf("read shard %d on %s: %v", s.GetIndex(), r.cl.Nodes()[i].Name, err)
-				continue
-			}
-			l.Node = r.cl.Nodes()[i].Name
-			logs = append(logs, l)
-		}
-	}
-	return logs
-}
-
-// readReplica reads one node's replica of a shard from its start to its end, retrying
-// each fetch until ctx ends.
-func readReplica(ctx context.Context, addr string, shard uint32) (ReplicaLog, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
-	if err != nil {
-		return ReplicaLog{}, err
-	}
-	defer cc.Close()
-	lc := shardlogv1.NewLogClient(cc)
-	l := ReplicaLog{Shard: shard}
-	started := false
-	for {
-		var resp *shardlogv1.FetchResponse
-		for {
-			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			resp, err = lc.Fetch(fctx, &shardlogv1.FetchRequest{Topic: Topic, Shard: shard, Offset: l.End(),
-				MaxBytes: 4 << 20, Local: true})
-			cancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return l, err
-			}
-			sleepCtx(ctx, 200*time.Millisecond)
-		}
-		if !started {
-			started = true
-			if resp.GetLogStartOffset() > 0 && len(resp.GetBatches()) == 0 {
-				l.Start = resp.GetLogStartOffset()
-				continue
-			}
-		}
-		if len(resp.GetBatches()) == 0 {
-			return l, nil
-		}
-		n := len(l.Values)
-		if err := appendBatches(&l, resp.GetBatches()); err != nil {
-			return l, err
-		}
-		if len(l.Values) == n {
-			return l, fmt.Errorf("fetch at %d made no progress", l.End())
-		}
-	}
-}
-
-// appendBatches decodes fetched batches onto l, skipping records before l.End().
-func appendBatches(l *ReplicaLog, batches []*shardlogv1.StoredBatch) error {
-	for _, b := range batches {
-		recs, err := segment.DecodeBatch(b.GetData())
-		if err != nil {
-			return fmt.Errorf("batch at %d: %w", b.GetBaseOffset(), err)
-		}
-		if len(l.Values) == 0 && b.GetBaseOffset() > l.Start {
-			l.Start = b.GetBaseOffset()
-		}
-		for i, rec := range recs {
-			off := b.GetBaseOffset() + uint64(i)
-			switch {
-			case off < l.End():
-				continue
-			case off > l.End():
-				return fmt.Errorf("gap: batch at %d holds offset %d, expected %d", b.GetBaseOffset(), off, l.End())
-			}
-			l.Values = append(l.Values, string(rec.Value))
-		}
-	}
-	return nil
-}
-
 // writeHistory writes h as JSON to path.
 func writeHistory(path string, h History) error {
 	b, err := json.Marshal(h)
@@ -720,4 +527,19 @@ func writeHistory(path string, h History) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// history assembles the run's History, and returns the harness errors so far.
+func (r *run) history(workloadEnd, readDone int64, logs []ReplicaLog) (History, []string) {
+	h := History{Seed: r.cfg.Seed, Topics: r.topics, Workload: Window{0, workloadEnd},
+		MaxUnavailableMs: r.cfg.MaxUnavailable.Milliseconds(), ReadDoneUnixMs: readDone,
+		Acks: r.rec.acks, Failed: r.rec.failed, Reads: r.rec.reads, Logs: logs}
+	for _, n := range r.cl.Nodes() {
+		h.Nodes = append(h.Nodes, n.Name)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h.Faults = slices.Clone(r.faults)
+	h.LogStarts = slices.Clone(r.logStarts)
+	return h, slices.Clone(r.errs)
 }

@@ -43,6 +43,9 @@ type Step struct {
 	Hold time.Duration
 	// Leader aims kill and pause at the node that leads shard Pick%shards.
 	Leader bool
+	// Idle aims a kill at the node that leads the idle shard written longest ago (long
+	// kills), else as Leader.
+	Idle bool
 	// Pick chooses the target node or shard at run time.
 	Pick uint64
 	// Shape is the partition's shape (partition only).
@@ -55,6 +58,8 @@ func (s Step) String() string {
 	switch {
 	case s.Kind == FaultPartition:
 		extra = " shape=" + s.Shape
+	case s.Idle:
+		extra = " target=idle-leader"
 	case s.Leader:
 		extra = " target=leader"
 	}
@@ -87,6 +92,17 @@ func NewRand(seed uint64) *rand.Rand {
 // warmup is the fault-free time at the start of the workload.
 const warmup = 3 * time.Second
 
+// longKill is the shortest hold of a long kill (the first kill from longKillAfter on,
+// then one kill in three; up to 4 s longer).
+// Long kills start no earlier than longKillAfter into the workload and 1 s less after
+// the heal of the last partition or restart-all (which probe every idle shard), when
+// idle shards have had time to go quiet (dragonboat quiesces a shard after 10 s without
+// traffic).
+const (
+	longKill      = 12 * time.Second
+	longKillAfter = 15 * time.Second
+)
+
 // Plan returns the fault schedule for a run: a pure function of seed, the fault types and
 // the workload's duration. Faults run one at a time; the types rotate through a fresh
 // random permutation each round, so every type recurs evenly.
@@ -100,6 +116,8 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 	}
 	var steps []Step
 	at := warmup
+	longDone := false // the first kill from longKillAfter on is long, later ones one in three
+	var lastAll time.Duration
 	for {
 		round := slices.Clone(kinds)
 		rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
@@ -110,6 +128,17 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 			case FaultKill:
 				s.Hold, s.Leader = between(time.Second, 5*time.Second), rng.IntN(10) < 6
 				recover = 2 * time.Second
+				if at >= longKillAfter && (!longDone || rng.IntN(3) == 0) {
+					// A long kill of a leader outlasts the default availability bound
+					// (10 s): a shard that only recovers when its old leader returns
+					// (an idle shard that never fails over) is then caught. It waits
+					// until idle shards had time to go quiet; one that would not fit in
+					// the run stays short.
+					start := max(at, lastAll+longKillAfter-time.Second)
+					if hold := between(longKill, longKill+4*time.Second); start+hold+recover <= duration {
+						s.At, s.Hold, s.Leader, s.Idle, longDone = start, hold, true, true, true
+					}
+				}
 			case FaultPause:
 				s.Hold, s.Leader = between(time.Second, 5*time.Second), rng.IntN(10) < 6
 			case FaultPartition:
@@ -123,6 +152,9 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 				return steps
 			}
 			steps = append(steps, s)
+			if k == FaultPartition || k == FaultRestartAll {
+				lastAll = s.At + s.Hold // they probe (and wake) every idle shard
+			}
 			at = s.At + s.Hold + recover + gap
 		}
 	}

@@ -17,7 +17,7 @@ func TestSchedulePlanIsReplayableAndBounded(t *testing.T) {
 	}{
 		{"all faults, long run", AllFaults, 120 * time.Second, 2},
 		{"process faults, short run", []string{FaultKill, FaultPause, FaultRestartAll}, 36 * time.Second, 1},
-		{"kill only", []string{FaultKill}, 60 * time.Second, 5},
+		{"kill only", []string{FaultKill}, 60 * time.Second, 3},
 		{"nothing", nil, 60 * time.Second, 0},
 	}
 	for _, tt := range tests {
@@ -47,6 +47,68 @@ func TestSchedulePlanIsReplayableAndBounded(t *testing.T) {
 			}
 			if len(tt.kinds) > 0 && reflect.DeepEqual(Plan(1, tt.kinds, tt.duration), Plan(2, tt.kinds, tt.duration)) {
 				t.Error("seeds 1 and 2 give the same plan")
+			}
+		})
+	}
+}
+
+// TestSchedulePlanHasLongKills checks that some kills outlast the default availability
+// bound (so a shard that recovers only when its leader returns fails the run) and that
+// they aim at a leader.
+func TestSchedulePlanHasLongKills(t *testing.T) {
+	long, short := 0, 0
+	for seed := uint64(1); seed <= 20; seed++ {
+		longBefore := long
+		var lastAll time.Duration
+		for _, s := range Plan(seed, AllFaults, 120*time.Second) {
+			if s.Kind == FaultKill && s.Hold >= longKill && s.At-lastAll < longKillAfter-time.Second {
+				t.Fatalf("seed %d: long kill %v only %s after a partition or restart-all", seed, s, s.At-lastAll)
+			}
+			if s.Kind == FaultPartition || s.Kind == FaultRestartAll {
+				lastAll = s.At + s.Hold
+			}
+			switch {
+			case s.Kind != FaultKill:
+			case s.Hold >= longKill:
+				long++
+				if !s.Leader || !s.Idle || s.At < longKillAfter || s.Hold > longKill+4*time.Second {
+					t.Fatalf("seed %d: long kill %v", seed, s)
+				}
+			default:
+				short++
+			}
+		}
+		if long == longBefore {
+			t.Errorf("seed %d: no long kill in 120 s: %v", seed, Plan(seed, AllFaults, 120*time.Second))
+		}
+	}
+	if long == 0 || short == 0 || longKill <= 10*time.Second {
+		t.Fatalf("%d long and %d short kills in 20 plans; long kills from %s", long, short, longKill)
+	}
+}
+
+func TestSchedulePickQuiet(t *testing.T) {
+	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	tests := []struct {
+		name    string
+		leaders []int
+		idle    []time.Duration
+		node    int
+		quiet   []int
+		ok      bool
+	}{
+		{"most quiet shards wins", []int{0, 1, 1, 2}, []time.Duration{sec(30), sec(13), sec(12), sec(1)}, 1, []int{1, 2}, true},
+		{"tie goes to the longest idle", []int{0, 1}, []time.Duration{sec(13), sec(20)}, 1, []int{1}, true},
+		{"none quiet: the longest idle", []int{0, 1, 2}, []time.Duration{sec(3), sec(9), sec(5)}, 1, nil, true},
+		{"unknown leaders skipped", []int{-1, 2}, []time.Duration{sec(40), sec(1)}, 2, nil, true},
+		{"no leader known", []int{-1}, []time.Duration{sec(40)}, 0, nil, false},
+		{"lengths differ", []int{0}, nil, 0, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			node, quiet, _, ok := pickQuiet(tt.leaders, tt.idle)
+			if ok != tt.ok || (ok && (node != tt.node || !slices.Equal(quiet, tt.quiet))) {
+				t.Fatalf("pickQuiet = %d %v %v, want %d %v %v", node, quiet, ok, tt.node, tt.quiet, tt.ok)
 			}
 		})
 	}

@@ -19,6 +19,15 @@ type recorder struct {
 	acks   []Ack
 	failed []Failed
 	reads  []Read
+	// next is, per (topic, consumer, shard), the offset after the last read.
+	next map[readKey]uint64
+}
+
+// readKey names one consumer's position in one shard.
+type readKey struct {
+	topic    string
+	consumer int
+	shard    uint32
 }
 
 func (r *recorder) sinceMs() int64 { return time.Since(r.start).Milliseconds() }
@@ -37,8 +46,21 @@ func (r *recorder) fail(f Failed) {
 
 func (r *recorder) read(rs []Read) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.reads = append(r.reads, rs...)
-	r.mu.Unlock()
+	if r.next == nil {
+		r.next = map[readKey]uint64{}
+	}
+	for _, rd := range rs {
+		r.next[readKey{rd.Topic, rd.Consumer, rd.Shard}] = rd.Offset + 1
+	}
+}
+
+// position returns the offset after the last record the consumer read from the shard.
+func (r *recorder) position(topic string, consumer int, shard uint32) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.next[readKey{topic, consumer, shard}]
 }
 
 func (r *recorder) counts() (acks, failed, reads int) {
@@ -55,13 +77,64 @@ func shuffled(rng *rand.Rand, addrs []string) []string {
 	return out
 }
 
-// producer sends records "p<id>-<seq>" round-robin over the shards at rate records/s
+// message returns producer id's record seq, stamped now, as the client sends it, and its
+// timestamp.
+func message(id int, seq uint64, shard int) (client.Message, int64) {
+	ts := time.Now().UnixMilli()
+	rec := Expect(id, seq, ts)
+	return client.Message{Key: []byte(rec.Key), Value: []byte(rec.Value), Headers: segmentHeaders(rec.Headers),
+		Timestamp: time.UnixMilli(ts), Shard: shard}, ts
+}
+
+// send sends producer id's record seq to shard and records its outcome in rec. An error
+// means the record was not queued (nothing is recorded).
+func send(ctx context.Context, pr *client.Producer, rec *recorder, topic string, id int, seq uint64, shard int, then func(error)) error {
+	m, ts := message(id, seq, shard)
+	v := string(m.Value)
+	sent := rec.sinceMs()
+	return pr.Send(ctx, m, func(res client.Result) {
+		if res.Err != nil {
+			rec.fail(Failed{Topic: topic, Producer: id, Seq: seq, Shard: uint32(shard), Value: v, TsMs: ts,
+				SentAtMs: sent, Err: res.Err.Error()})
+		} else {
+			rec.ack(Ack{Topic: topic, Producer: id, Seq: seq, Shard: res.Shard, Offset: res.Offset, Value: v, TsMs: ts,
+				SentAtMs: sent, AtMs: rec.sinceMs()})
+		}
+		if then != nil {
+			then(res.Err)
+		}
+	})
+}
+
+// newProducer opens a producer on topic, retrying (bounded) while the cluster is not
+// ready.
+func newProducer(ctx context.Context, c *client.Client, topic string) (*client.Producer, error) {
+	for attempt := 0; ; attempt++ {
+		pr, err := c.NewProducer(ctx, topic, client.ProducerOptions{
+			Linger: 2 * time.Millisecond, DeliveryTimeout: 30 * time.Second, RequestTimeout: 3 * time.Second,
+		})
+		if err == nil {
+			return pr, nil
+		}
+		if ctx.Err() != nil || attempt > 100 {
+			return nil, err
+		}
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
+}
+
+// producer sends records "p<id>-<seq>" (key, header and timestamp as Expect says)
+// round-robin from shard first over the shards at rate records/s
 // until ctx ends, then flushes for at most flushTimeout. Every record's outcome goes to rec.
 type producer struct {
-	id           int
-	addrs        []string
-	topic        string
-	rate         float64
+	id    int
+	addrs []string
+	topic string
+	rate  float64
+	// first is the shard of the producer's first record; producers start at different
+	// shards so that they do not all write the same shard at the same moment (with few
+	// records per second that left every shard quiet most of the time).
+	first        uint64
 	flushTimeout time.Duration
 	rec          *recorder
 	log          *slog.Logger
@@ -73,17 +146,9 @@ func (p *producer) run(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	var pr *client.Producer
-	for attempt := 0; pr == nil; attempt++ {
-		pr, err = c.NewProducer(ctx, p.topic, client.ProducerOptions{
-			Linger: 2 * time.Millisecond, DeliveryTimeout: 30 * time.Second, RequestTimeout: 3 * time.Second,
-		})
-		if err != nil {
-			if ctx.Err() != nil || attempt > 100 {
-				return err
-			}
-			sleepCtx(ctx, 200*time.Millisecond)
-		}
+	pr, err := newProducer(ctx, c, p.topic)
+	if err != nil {
+		return err
 	}
 	shards := pr.Shards()
 	interval := time.Duration(float64(time.Second) / p.rate)
@@ -96,14 +161,7 @@ func (p *producer) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		v := Value(p.id, seq)
-		err := pr.Send(ctx, client.Message{Value: []byte(v), Shard: int(seq % uint64(shards))}, func(res client.Result) {
-			if res.Err != nil {
-				p.rec.fail(Failed{Producer: p.id, Seq: seq, Value: v, Err: res.Err.Error()})
-				return
-			}
-			p.rec.ack(Ack{Producer: p.id, Seq: seq, Shard: res.Shard, Offset: res.Offset, Value: v, AtMs: p.rec.sinceMs()})
-		})
+		err := send(ctx, pr, p.rec, p.topic, p.id, seq, int((p.first+seq)%uint64(shards)), nil)
 		if err != nil {
 			// Not queued: the callback will not run and the record was never sent.
 			if ctx.Err() != nil {
@@ -164,7 +222,12 @@ func (k *consumer) poll(ctx context.Context, cons *client.Consumer) error {
 		if len(recs) > 0 {
 			rs := make([]Read, len(recs))
 			for i, r := range recs {
-				rs[i] = Read{Consumer: k.id, Shard: r.Shard, Offset: r.Offset, Value: string(r.Value)}
+				rd := Read{Topic: k.topic, Consumer: k.id, Shard: r.Shard, Offset: r.Offset,
+					Record: Record{Value: string(r.Value), Key: string(r.Key), TsMs: r.Timestamp.UnixMilli()}}
+				for _, h := range r.Headers {
+					rd.Headers = append(rd.Headers, Header{h.Key, string(h.Value)})
+				}
+				rs[i] = rd
 			}
 			k.rec.read(rs)
 		}
