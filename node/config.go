@@ -104,6 +104,10 @@ type Config struct {
 	// same pass at once. Default 1 s; negative disables (idle shards then never fail
 	// over while quiesced).
 	WakeInterval time.Duration
+	// DownProbeTimeout bounds the direct call to a node gossip reports failed; a node
+	// counts as down (its led shards are woken, routing skips it) only when that call
+	// fails too. Default 1 s.
+	DownProbeTimeout time.Duration
 	// Quiesce lets idle shards stop heartbeating (dragonboat's quiesce mode), so
 	// thousands of idle shards cost little CPU. The first request to a quiesced shard
 	// wakes it. The server turns it on (flag --quiesce, default true): with 1,000 idle
@@ -220,6 +224,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.WakeInterval == 0 {
 		c.WakeInterval = time.Second
+	}
+	if c.DownProbeTimeout <= 0 {
+		c.DownProbeTimeout = time.Second
 	}
 	if c.MinFreeDiskBytes == 0 {
 		c.MinFreeDiskBytes = 1 << 30

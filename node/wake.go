@@ -20,7 +20,7 @@ import (
 // surviving majority never elects a new leader, and a proposal on a follower is
 // forwarded to the dead leader and lost. Gossip notices the failure within about a
 // probe interval. The wake loop then asks the node itself (one ShardStatus call, bounded
-// by downProbeTimeout): gossip's probes are UDP with a 500 ms timeout, and on a loaded
+// by --down-probe-timeout): gossip's probes are UDP with a 500 ms timeout, and on a loaded
 // machine they flap, so a node is taken for down only when it fails that call too. It
 // then pokes every local replica whose leader sits on a down node (or that leads without
 // a live majority) with a ReadIndex request. That takes the replica out of quiesce; its
@@ -29,9 +29,6 @@ import (
 //
 // The down set also steers requests: routing skips a leader on a down node, and calls
 // already forwarded to it are cut short.
-
-// downProbeTimeout bounds the direct check of a node gossip reports not ALIVE.
-const downProbeTimeout = time.Second
 
 // wakeLoop runs a pass at every gossip report of a peer that is no longer ALIVE, and
 // every WakeInterval, which also notices a node coming back. It is the only user of
@@ -124,7 +121,7 @@ func (n *Node) answers(addr string) bool {
 	if err != nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, downProbeTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.DownProbeTimeout)
 	defer cancel()
 	_, err = pb.NewClusterClient(conn).ShardStatus(ctx, &pb.ShardStatusRequest{})
 	return err == nil

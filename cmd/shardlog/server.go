@@ -54,6 +54,7 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr 
 	fs.Uint64Var(&cfg.ExecShards, "exec-shards", 4, "Raft step workers; fewer group more shards into one fsync (1, 2, 4, 8 or 16; fixed at first start)")
 	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", 30*time.Second, "how often shard leaders apply retention")
 	fs.BoolVar(&cfg.Quiesce, "quiesce", true, "let idle shards stop heartbeating (dragonboat quiesce); the first request wakes a shard")
+	fs.DurationVar(&cfg.DownProbeTimeout, "down-probe-timeout", time.Second, "how long a direct call to a node gossip reports failed may take before the node counts as down (its shards elect new leaders, routing skips it)")
 	fs.DurationVar(&cfg.WakeInterval, "wake-interval", time.Second, "how often to wake quiesced replicas whose leader's node is not ALIVE so they elect a new leader (gossip failures also trigger it); negative disables")
 	cfg.MinFreeDiskBytes = 1 << 30
 	fs.Func("min-free-disk", "free space the data directory's file system must keep (e.g. 512MiB, 2GiB, 10GB); below it produces to the shards this node holds are refused with ResourceExhausted until space is freed; 0 disables (default 1GiB)", func(s string) error {
