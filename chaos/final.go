@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -60,7 +59,7 @@ func (r *run) sampleLogStarts(ctx context.Context) {
 			if !ok {
 				continue
 			}
-			st, err := r.shardStatus(ctx, rep.GetClientAddr(), s.GetShardId())
+			st, err := ReplicaStatus(ctx, rep.GetClientAddr(), s.GetShardId())
 			if err != nil || !st.GetHosted() {
 				continue
 			}
@@ -91,7 +90,7 @@ func (r *run) settle(ctx context.Context) map[string][]uint64 {
 			for _, s := range info.GetShards() {
 				ends[t.Name] = append(ends[t.Name], s.GetNextOffset())
 			}
-			if why = r.unsettled(ctx, info.GetShards()); why != "" {
+			if why = Unsettled(ctx, info.GetShards()); why != "" {
 				why = t.Name + ": " + why
 				break
 			}
@@ -108,15 +107,16 @@ func (r *run) settle(ctx context.Context) map[string][]uint64 {
 	}
 }
 
-// unsettled says why the shards are not settled yet, or "" when every shard has a leader
-// and all its replicas report the leader's next offset.
-func (r *run) unsettled(ctx context.Context, shards []*shardlogv1.ShardInfo) string {
+// Unsettled says why the shards (a DescribeTopic answer with offsets) are not settled
+// yet, or "" when every shard has a leader and all its replicas report the leader's next
+// offset. The in-process crash test (node/crashtest) waits with it too.
+func Unsettled(ctx context.Context, shards []*shardlogv1.ShardInfo) string {
 	for _, s := range shards {
 		if s.GetStatusError() != "" {
 			return fmt.Sprintf("shard %d: %s", s.GetIndex(), s.GetStatusError())
 		}
 		for _, rep := range s.GetReplicas() {
-			st, err := r.shardStatus(ctx, rep.GetClientAddr(), s.GetShardId())
+			st, err := ReplicaStatus(ctx, rep.GetClientAddr(), s.GetShardId())
 			if err != nil {
 				return fmt.Sprintf("shard %d on %s: %v", s.GetIndex(), rep.GetClientAddr(), err)
 			}
@@ -129,7 +129,8 @@ func (r *run) unsettled(ctx context.Context, shards []*shardlogv1.ShardInfo) str
 	return ""
 }
 
-func (r *run) shardStatus(ctx context.Context, addr string, shardID uint64) (*shardlogv1.ShardStatus, error) {
+// ReplicaStatus asks the node at addr for its replica of shardID (at most 2 s).
+func ReplicaStatus(ctx context.Context, addr string, shardID uint64) (*shardlogv1.ShardStatus, error) {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
@@ -142,7 +143,7 @@ func (r *run) shardStatus(ctx context.Context, addr string, shardID uint64) (*sh
 		return nil, err
 	}
 	if len(resp.GetShards()) != 1 {
-		return nil, errors.New("no status")
+		return nil, fmt.Errorf("no status for shard %d", shardID)
 	}
 	return resp.GetShards()[0], nil
 }

@@ -233,25 +233,6 @@ func (h *harness) waitProducers() {
 	}
 }
 
-// shardStatus asks the node at addr for its replica of shardID.
-func shardStatus(ctx context.Context, addr string, shardID uint64) (*pb.ShardStatus, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := pb.NewClusterClient(cc).ShardStatus(ctx, &pb.ShardStatusRequest{ShardIds: []uint64{shardID}})
-	if err != nil {
-		return nil, err
-	}
-	if len(resp.GetShards()) != 1 {
-		return nil, fmt.Errorf("no status for shard %d", shardID)
-	}
-	return resp.GetShards()[0], nil
-}
-
 // waitSettled waits until every shard has a leader and all its replicas are hosted and
 // hold the leader's next offset, or ctx ends. It returns the shards as last described
 // and why they are not settled ("" when they are).
@@ -275,23 +256,14 @@ func (h *harness) waitSettled(ctx context.Context) ([]*pb.ShardInfo, string) {
 	return shards, why
 }
 
+// unsettled is chaos.Unsettled, which also requires every shard to name its leader.
 func unsettled(ctx context.Context, shards []*pb.ShardInfo) string {
 	for _, s := range shards {
 		if s.GetStatusError() != "" || s.GetLeaderNodeId() == 0 {
 			return fmt.Sprintf("shard %d: no leader %s", s.GetIndex(), s.GetStatusError())
 		}
-		for _, rep := range s.GetReplicas() {
-			st, err := shardStatus(ctx, rep.GetClientAddr(), s.GetShardId())
-			if err != nil {
-				return fmt.Sprintf("shard %d on %s: %v", s.GetIndex(), rep.GetClientAddr(), err)
-			}
-			if !st.GetHosted() || st.GetNextOffset() != s.GetNextOffset() {
-				return fmt.Sprintf("shard %d on %s: next offset %d, leader's %d", s.GetIndex(), rep.GetClientAddr(),
-					st.GetNextOffset(), s.GetNextOffset())
-			}
-		}
 	}
-	return ""
+	return chaos.Unsettled(ctx, shards)
 }
 
 // readReplicas reads every replica of every shard from its own node.
