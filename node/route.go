@@ -126,25 +126,40 @@ func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (ta
 			return target{node: nd.ID, addr: nd.ClientAddr}, nil
 		}
 	}
-	// Rotate over the replicas whose nodes gossip holds ALIVE (all of them if none is).
-	live := make([]meta.Replica, 0, len(sh.Replicas))
-	for _, r := range sh.Replicas {
-		if n.peerAlive(r.NodeID) {
-			live = append(live, r)
-		}
-	}
-	if len(live) == 0 {
-		live = sh.Replicas
-	}
-	if len(live) == 0 {
+	if len(sh.Replicas) == 0 {
 		return target{}, fmt.Errorf("%w (shard %d has no replicas)", errNoLeader, sh.ShardID)
 	}
-	r := live[attempt%len(live)]
+	r := n.rotateReplicas(sh.Replicas, attempt)
 	nd, ok := v.Nodes[r.NodeID]
 	if !ok {
 		return target{}, fmt.Errorf("%w (shard %d: replica node %d unknown)", errNoLeader, sh.ShardID, uint64(r.NodeID))
 	}
 	return target{node: nd.ID, addr: nd.ClientAddr}, nil
+}
+
+// rotateReplicas picks replica attempt (mod their count) among those not on a down
+// node, or among all of them when every one is down.
+func (n *Node) rotateReplicas(rs []meta.Replica, attempt int) meta.Replica {
+	down := n.downNodes()
+	live := 0
+	for _, r := range rs {
+		if !down[r.NodeID] {
+			live++
+		}
+	}
+	if live == 0 {
+		return rs[attempt%len(rs)]
+	}
+	k := attempt % live
+	for _, r := range rs {
+		if !down[r.NodeID] {
+			if k == 0 {
+				return r
+			}
+			k--
+		}
+	}
+	return rs[0] // not reached: k < live
 }
 
 // markServed tells the caller (maybe a forwarding node) which node served the call.

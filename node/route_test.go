@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"shardlog/meta"
 )
 
 func TestRouteBackoff(t *testing.T) {
@@ -58,5 +60,29 @@ func TestForwardTimeoutShrinksPerHop(t *testing.T) {
 			t.Fatalf("forwardTimeout(%d) = %v after %v", hops, got, prev)
 		}
 		prev = got
+	}
+}
+
+func TestRotateReplicasSkipsDownNodes(t *testing.T) {
+	rs := []meta.Replica{{ReplicaID: 1, NodeID: 10}, {ReplicaID: 2, NodeID: 20}, {ReplicaID: 3, NodeID: 30}}
+	tests := []struct {
+		name string
+		down map[meta.NodeID]bool
+		want []uint64 // replica IDs picked for attempts 0..5
+	}{
+		{"none down", nil, []uint64{1, 2, 3, 1, 2, 3}},
+		{"one down", map[meta.NodeID]bool{20: true}, []uint64{1, 3, 1, 3, 1, 3}},
+		{"all down: every replica in turn", map[meta.NodeID]bool{10: true, 20: true, 30: true}, []uint64{1, 2, 3, 1, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &Node{}
+			n.down.Store(&tt.down)
+			for i, w := range tt.want {
+				if got := n.rotateReplicas(rs, i).ReplicaID; got != w {
+					t.Fatalf("attempt %d picked replica %d, want %d", i, got, w)
+				}
+			}
+		})
 	}
 }
