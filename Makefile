@@ -79,7 +79,7 @@ bench: build
 
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./segment -run '^$$' -fuzz FuzzDecodeBatch -fuzztime $(FUZZTIME)
+	$(GO) test ./batch -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 
 proto:
 	command -v protoc >/dev/null || { apt-get update && apt-get install -y protobuf-compiler; }

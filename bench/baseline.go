@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"shardlog/batch"
 	"shardlog/client"
 	"shardlog/segment"
 )
@@ -33,7 +34,7 @@ func SegmentBaseline(ctx context.Context, w Workload, dir string) (*Throughput, 
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	codec, err := segment.ParseCodec(w.Compression)
+	codec, err := batch.ParseCodec(w.Compression)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
@@ -60,14 +61,14 @@ func SegmentBaseline(ctx context.Context, w Workload, dir string) (*Throughput, 
 	var pool []encoded
 	for range segmentPool {
 		now := time.Now()
-		var recs []segment.Record
+		var recs []batch.Record
 		bytes := 0
 		for range batchRecords(w, len(keys.Next())) {
-			r := segment.Record{Key: keys.Next(), Value: payload.Next(now), Timestamp: now.UnixMilli()}
+			r := batch.Record{Key: keys.Next(), Value: payload.Next(now), Timestamp: now.UnixMilli()}
 			bytes += len(r.Key) + len(r.Value)
 			recs = append(recs, r)
 		}
-		data, err := segment.EncodeBatch(nil, recs, codec)
+		data, err := batch.Encode(nil, recs, codec)
 		if err != nil {
 			return nil, err
 		}

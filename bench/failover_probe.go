@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"shardlog/batch"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // probeResult is the outcome of probing one shard with one record.
@@ -165,7 +165,7 @@ func newProber(addrs []string, topic string, shards []int, size int, seed uint64
 		return nil, err
 	}
 	now := time.Now()
-	p.batch, err = segment.EncodeBatch(nil, []segment.Record{{Value: pl.Next(now), Timestamp: now.UnixMilli()}}, segment.CodecNone)
+	p.batch, err = batch.Encode(nil, []batch.Record{{Value: pl.Next(now), Timestamp: now.UnixMilli()}}, batch.CodecNone)
 	if err != nil {
 		return nil, fmt.Errorf("bench: probe batch: %w", err)
 	}

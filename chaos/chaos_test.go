@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"shardlog/batch"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // chaosBinary builds the shardlog binary for the test, or takes the one named by
@@ -128,11 +128,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func TestChaosAppendBatches(t *testing.T) {
 	enc := func(base uint64, vals ...string) *shardlogv1.StoredBatch {
-		var recs []segment.Record
+		var recs []batch.Record
 		for _, v := range vals {
-			recs = append(recs, segment.Record{Value: []byte(v)})
+			recs = append(recs, batch.Record{Value: []byte(v)})
 		}
-		b, err := segment.EncodeBatch(nil, recs, segment.CodecNone)
+		b, err := batch.Encode(nil, recs, batch.CodecNone)
 		if err != nil {
 			t.Fatal(err)
 		}

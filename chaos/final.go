@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // The end of a run: settle, let consumers catch up, read every replica.
@@ -284,7 +284,7 @@ func readReplica(ctx context.Context, addr, topic string, shard uint32, shardID 
 // appendBatches decodes fetched batches onto l, skipping records before l.End().
 func appendBatches(l *ReplicaLog, batches []*shardlogv1.StoredBatch) error {
 	for _, b := range batches {
-		recs, err := segment.DecodeBatch(b.GetData())
+		recs, err := batch.Decode(b.GetData())
 		if err != nil {
 			return fmt.Errorf("batch at %d: %w", b.GetBaseOffset(), err)
 		}

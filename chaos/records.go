@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"shardlog/segment"
+	"shardlog/batch"
 )
 
 // HeaderKey is the name of the header every workload record carries.
@@ -86,7 +86,7 @@ func diff(want, got Record) string {
 }
 
 // fromSegment converts a stored record.
-func fromSegment(r segment.Record) Record {
+func fromSegment(r batch.Record) Record {
 	out := Record{Value: string(r.Value), Key: string(r.Key), TsMs: r.Timestamp}
 	for _, h := range r.Headers {
 		out.Headers = append(out.Headers, Header{h.Key, string(h.Value)})
@@ -95,10 +95,10 @@ func fromSegment(r segment.Record) Record {
 }
 
 // segmentHeaders converts headers for the client.
-func segmentHeaders(hs []Header) []segment.Header {
-	out := make([]segment.Header, len(hs))
+func segmentHeaders(hs []Header) []batch.Header {
+	out := make([]batch.Header, len(hs))
 	for i, h := range hs {
-		out[i] = segment.Header{Key: h.Key, Value: []byte(h.Value)}
+		out[i] = batch.Header{Key: h.Key, Value: []byte(h.Value)}
 	}
 	return out
 }

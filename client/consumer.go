@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // Special ConsumerOptions.Start values.
@@ -66,7 +66,7 @@ type Record struct {
 	Offset    uint64
 	Key       []byte
 	Value     []byte
-	Headers   []segment.Header
+	Headers   []batch.Header
 	Timestamp time.Time
 }
 
@@ -430,7 +430,7 @@ func decodeFetch(shard uint32, pos uint64, batches []*shardlogv1.StoredBatch) ([
 	var out []Record
 	next := pos
 	for _, sb := range batches {
-		recs, err := segment.DecodeBatch(sb.GetData())
+		recs, err := batch.Decode(sb.GetData())
 		if err != nil {
 			return nil, pos, fmt.Errorf("batch at %d: %w", sb.GetBaseOffset(), err)
 		}

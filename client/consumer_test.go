@@ -9,17 +9,17 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/client/clienttest"
-	"shardlog/segment"
 )
 
 // appendN stores count records "<prefix><i>" in batches of per records.
 func appendN(t *testing.T, srv *clienttest.Server, topic string, shard uint32, prefix string, count, per int) {
 	t.Helper()
 	for i := 0; i < count; i += per {
-		var recs []segment.Record
+		var recs []batch.Record
 		for j := i; j < min(i+per, count); j++ {
-			recs = append(recs, segment.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "%s%d", prefix, j), Timestamp: int64(j)})
+			recs = append(recs, batch.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "%s%d", prefix, j), Timestamp: int64(j)})
 		}
 		if _, err := srv.Append(topic, shard, recs); err != nil {
 			t.Fatal(err)
@@ -209,7 +209,7 @@ func TestConsumerReadsWhatProducerWrote(t *testing.T) {
 	}
 	for i := range 300 {
 		err := p.Send(t.Context(), Message{Key: fmt.Appendf(nil, "k%d", i%5), Value: fmt.Appendf(nil, "%d", i),
-			Headers: []segment.Header{{Key: "h", Value: []byte("x")}}, Shard: AnyShard}, nil)
+			Headers: []batch.Header{{Key: "h", Value: []byte("x")}}, Shard: AnyShard}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"shardlog/segment"
+	"shardlog/batch"
 )
 
 // AnyShard as Message.Shard routes a record by its key (or, without a key, to the
@@ -97,7 +97,7 @@ func (o *ProducerOptions) ensureDefaults() {
 // Message is one record to produce.
 type Message struct {
 	Key, Value []byte
-	Headers    []segment.Header
+	Headers    []batch.Header
 	// Timestamp is the record's time; zero means the time of Send.
 	Timestamp time.Time
 	// Shard is the target shard index, or AnyShard (-1) to route by key: FNV-1a 32 of
@@ -135,7 +135,7 @@ type Producer struct {
 	routes *topicRoutes
 	topic  string
 	shards uint32
-	codec  segment.Codec
+	codec  batch.Codec
 	o      ProducerOptions
 	log    *slog.Logger
 	stats  producerCounters
@@ -147,10 +147,10 @@ type Producer struct {
 
 	mu          sync.Mutex // guards the fields below; lock order: mu, then shardSender.qmu
 	closed      bool
-	open        []*batch // per shard: the batch records are appended to, or nil
-	sticky      uint32   // shard of keyless AnyShard records
-	buffered    int      // bytes of records accepted and not yet called back
-	outstanding int      // records accepted and not yet called back
+	open        []*producerBatch // per shard: the batch records are appended to, or nil
+	sticky      uint32           // shard of keyless AnyShard records
+	buffered    int              // bytes of records accepted and not yet called back
+	outstanding int              // records accepted and not yet called back
 	space       chan struct{}
 	idle        chan struct{} // closed while outstanding == 0
 }
@@ -174,16 +174,16 @@ func (c *Client) NewProducer(ctx context.Context, topic string, o ProducerOption
 	if comp == "" {
 		comp = info.GetSpec().GetCompression()
 	}
-	codec := segment.CodecNone
+	codec := batch.CodecNone
 	if comp != "" {
-		if codec, err = segment.ParseCodec(comp); err != nil {
+		if codec, err = batch.ParseCodec(comp); err != nil {
 			return nil, err
 		}
 	}
 	p := &Producer{
 		c: c, routes: c.routesFor(topic), topic: topic, shards: shards, codec: codec, o: o,
 		log:   c.log.With("topic", topic),
-		open:  make([]*batch, shards),
+		open:  make([]*producerBatch, shards),
 		space: make(chan struct{}),
 		idle:  make(chan struct{}),
 	}
@@ -203,7 +203,7 @@ func (c *Client) NewProducer(ctx context.Context, topic string, o ProducerOption
 func (p *Producer) Shards() uint32 { return p.shards }
 
 // recordSize is the size a record counts for in batches and the buffer.
-func recordSize(r *segment.Record) int {
+func recordSize(r *batch.Record) int {
 	n := len(r.Key) + len(r.Value) + recordOverhead
 	for _, h := range r.Headers {
 		n += len(h.Key) + len(h.Value) + 4
@@ -229,7 +229,7 @@ func (p *Producer) Send(ctx context.Context, m Message, cb func(Result)) error {
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	rec := segment.Record{Key: m.Key, Value: m.Value, Headers: m.Headers, Timestamp: ts.UnixMilli()}
+	rec := batch.Record{Key: m.Key, Value: m.Value, Headers: m.Headers, Timestamp: ts.UnixMilli()}
 	size := recordSize(&rec)
 
 	p.mu.Lock()
@@ -283,9 +283,9 @@ func (p *Producer) route(m *Message) uint32 {
 }
 
 // openBatch starts shard's open batch and its linger timer. Called with p.mu held.
-func (p *Producer) openBatch(shard uint32) *batch {
+func (p *Producer) openBatch(shard uint32) *producerBatch {
 	now := time.Now()
-	b := &batch{shard: shard, deadline: now.Add(p.o.DeliveryTimeout)}
+	b := &producerBatch{shard: shard, deadline: now.Add(p.o.DeliveryTimeout)}
 	if p.o.Linger > 0 {
 		b.linger = time.AfterFunc(p.o.Linger, func() {
 			p.mu.Lock()

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 type batchState uint8
@@ -27,9 +27,9 @@ const (
 
 // batch is a group of records for one shard. The Producer fills it under Producer.mu until
 // it is sealed; from then on only the shard's sender goroutine touches it.
-type batch struct {
+type producerBatch struct {
 	shard    uint32
-	recs     []segment.Record
+	recs     []batch.Record
 	cbs      []func(Result)
 	bytes    int
 	deadline time.Time   // DeliveryTimeout after the first record
@@ -48,7 +48,7 @@ type batch struct {
 }
 
 type sendResult struct {
-	b       *batch
+	b       *producerBatch
 	attempt int
 	resp    *shardlogv1.ProduceResponse
 	err     error
@@ -63,15 +63,15 @@ type shardSender struct {
 	results chan sendResult
 
 	qmu     sync.Mutex
-	queue   []*batch
+	queue   []*producerBatch
 	closing bool
 	aborted error // CloseContext gave up: the cause; fail everything not acknowledged
 
 	producerID  uint64
 	nextSeq     uint64
-	firstAcked  bool     // sequence 0 of producerID is acknowledged
-	win         []*batch // sequenced batches not yet called back, in sequence order
-	outstanding int      // Produce requests whose result has not been handled
+	firstAcked  bool             // sequence 0 of producerID is acknowledged
+	win         []*producerBatch // sequenced batches not yet called back, in sequence order
+	outstanding int              // Produce requests whose result has not been handled
 }
 
 func newShardSender(p *Producer, shard uint32, pid uint64) *shardSender {
@@ -92,7 +92,7 @@ func (s *shardSender) wake() {
 	}
 }
 
-func (s *shardSender) enqueue(b *batch) {
+func (s *shardSender) enqueue(b *producerBatch) {
 	s.lock()
 	s.queue = append(s.queue, b)
 	s.unlock()
@@ -139,7 +139,7 @@ func (s *shardSender) drop(cause error) {
 }
 
 // expired is the error of a batch whose DeliveryTimeout passed.
-func (s *shardSender) expired(b *batch) error {
+func (s *shardSender) expired(b *producerBatch) error {
 	return &deliveryError{after: s.p.o.DeliveryTimeout, last: b.lastErr, noLeader: s.p.routes.leaderless(s.shard)}
 }
 
@@ -149,7 +149,7 @@ func (s *shardSender) expired(b *batch) error {
 // without merging, a producer writing to many shards sent a stream of tiny
 // linger-sealed batches (16 records each at 256 shards) and paid Raft's per-proposal
 // cost for every one of them.
-func (s *shardSender) pop() *batch {
+func (s *shardSender) pop() *producerBatch {
 	s.lock()
 	defer s.unlock()
 	if len(s.queue) == 0 {
@@ -248,7 +248,7 @@ func (s *shardSender) launch(now time.Time) (failed bool) {
 			b.state, b.err, failed = batchFailed, s.expired(b), true
 			continue
 		}
-		data, err := segment.EncodeBatch(nil, b.recs, s.p.codec)
+		data, err := batch.Encode(nil, b.recs, s.p.codec)
 		if err != nil {
 			b.state, b.err, failed = batchFailed, fmt.Errorf("client: encode batch: %w", err), true
 			continue
@@ -283,7 +283,7 @@ func (s *shardSender) resend(now time.Time) {
 	}
 }
 
-func (s *shardSender) send(b *batch, now time.Time) {
+func (s *shardSender) send(b *producerBatch, now time.Time) {
 	b.state = batchInFlight
 	b.attempt++
 	s.outstanding++
@@ -352,7 +352,7 @@ func (s *shardSender) handle(r sendResult, now time.Time) {
 }
 
 // earlierUnresolved reports whether a batch before b is neither acknowledged nor failed.
-func (s *shardSender) earlierUnresolved(b *batch) bool {
+func (s *shardSender) earlierUnresolved(b *producerBatch) bool {
 	for _, x := range s.win {
 		if x == b {
 			return false
@@ -368,7 +368,7 @@ func (s *shardSender) earlierUnresolved(b *batch) bool {
 // server applies a producer's batches strictly in sequence, so none of them can apply
 // after b is abandoned. The shard then moves to a fresh producer ID (launch waits until
 // the old ID's requests have settled, so new batches cannot overtake them).
-func (s *shardSender) giveUp(b *batch, err error) {
+func (s *shardSender) giveUp(b *producerBatch, err error) {
 	s.p.log.Warn("producer batch failed", "shard", s.shard, "seq", b.seq, "records", len(b.recs), "err", err)
 	after := false
 	for _, x := range s.win {

@@ -8,9 +8,9 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"shardlog/batch"
 	"shardlog/client/clienttest"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // twoNodes starts a "follower" fake (node 1, the only address the client dials) and a
@@ -97,10 +97,10 @@ func TestLeaderRoutingProduceGoesToLeaderAndFallsBack(t *testing.T) {
 
 func TestLeaderRoutingFetchGoesToLeaderAndFallsBack(t *testing.T) {
 	follower, leader, c := twoNodes(t)
-	recs := func(prefix string, n int) []segment.Record {
-		var out []segment.Record
+	recs := func(prefix string, n int) []batch.Record {
+		var out []batch.Record
 		for i := range n {
-			out = append(out, segment.Record{Value: fmt.Appendf(nil, "%s%d", prefix, i), Timestamp: int64(i)})
+			out = append(out, batch.Record{Value: fmt.Appendf(nil, "%s%d", prefix, i), Timestamp: int64(i)})
 		}
 		return out
 	}

@@ -13,10 +13,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/node"
 	"shardlog/node/nodetest"
 	pb "shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 func TestClusterBadInputGetsClearErrors(t *testing.T) {
@@ -28,13 +28,13 @@ func TestClusterBadInputGetsClearErrors(t *testing.T) {
 	if _, err := cl.CreateTopic(ctx, &pb.TopicSpec{Name: "ok", Shards: 2, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)
 	}
-	good, err := segment.EncodeBatch(nil, []segment.Record{{Value: []byte("v")}}, segment.CodecNone)
+	good, err := batch.Encode(nil, []batch.Record{{Value: []byte("v")}}, batch.CodecNone)
 	if err != nil {
 		t.Fatal(err)
 	}
 	corrupt := bytes.Clone(good)
 	corrupt[len(corrupt)-1] ^= 0xff
-	bigRecord, err := segment.EncodeBatch(nil, []segment.Record{{Value: bytes.Repeat([]byte("x"), 100<<10)}}, segment.CodecZstd)
+	bigRecord, err := batch.Encode(nil, []batch.Record{{Value: bytes.Repeat([]byte("x"), 100<<10)}}, batch.CodecZstd)
 	if err != nil {
 		t.Fatal(err)
 	}

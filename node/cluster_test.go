@@ -12,11 +12,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/client"
 	"shardlog/node"
 	"shardlog/node/nodetest"
 	pb "shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -87,7 +87,7 @@ func readAll(t *testing.T, cl *client.Client, topic string) map[uint32]map[uint6
 				t.Fatalf("fetch %d@%d: no data below next offset %d", sh.Index, off, sh.NextOffset)
 			}
 			for _, b := range resp.Batches {
-				recs, err := segment.DecodeBatch(b.Data)
+				recs, err := batch.Decode(b.Data)
 				if err != nil {
 					t.Fatalf("decode: %v", err)
 				}
@@ -252,7 +252,7 @@ func replicaHasAll(t *testing.T, addr, topic string, acked map[uint32]map[uint64
 				break
 			}
 			for _, b := range resp.Batches {
-				recs, err := segment.DecodeBatch(b.Data)
+				recs, err := batch.Decode(b.Data)
 				if err != nil {
 					t.Fatalf("decode: %v", err)
 				}
@@ -285,7 +285,7 @@ func TestClusterDeleteTopicFreesData(t *testing.T) {
 	logc := pb.NewLogClient(rawConn(t, c.Addr(0)))
 	for i := range 64 {
 		rand.Read(big)
-		b, err := segment.EncodeBatch(nil, []segment.Record{{Value: big}}, segment.CodecNone)
+		b, err := batch.Encode(nil, []batch.Record{{Value: big}}, batch.CodecNone)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,11 +17,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/client"
 	"shardlog/node"
 	"shardlog/node/nodetest"
 	pb "shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // The limit covers what lands on the disk at once: each of the node's four Pebble
@@ -98,13 +98,13 @@ type diskProducer struct {
 // which keeps its sequence for the next try; other failures are retried.
 func (p *diskProducer) send(ctx context.Context, shard uint32) error {
 	vals := make([][]byte, 16)
-	recs := make([]segment.Record, len(vals))
+	recs := make([]batch.Record, len(vals))
 	for i := range vals {
 		vals[i] = make([]byte, 4<<10)
 		_, _ = rand.Read(vals[i]) // incompressible: the disk fills as fast as we send
-		recs[i] = segment.Record{Value: vals[i], Timestamp: time.Now().UnixMilli()}
+		recs[i] = batch.Record{Value: vals[i], Timestamp: time.Now().UnixMilli()}
 	}
-	batch, err := segment.EncodeBatch(nil, recs, segment.CodecNone)
+	batch, err := batch.Encode(nil, recs, batch.CodecNone)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func (p *diskProducer) check(ctx context.Context, logc pb.LogClient, local bool)
 				return fmt.Errorf("fetch shard %d at %d: %w", shard, off, err)
 			}
 			for _, b := range f.Batches {
-				recs, err := segment.DecodeBatch(b.Data)
+				recs, err := batch.Decode(b.Data)
 				if err != nil {
 					return fmt.Errorf("shard %d batch at %d: %w", shard, b.BaseOffset, err)
 				}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/meta"
 	"shardlog/segment"
 	"shardlog/shard"
@@ -45,7 +46,8 @@ func toStatus(err error) error {
 		code = codes.Aborted
 	case errors.Is(err, shard.ErrSequenceTooOld):
 		code = codes.FailedPrecondition
-	case errors.Is(err, shard.ErrCorruptBatch), errors.Is(err, segment.ErrCorrupt), errors.Is(err, segment.ErrTooLarge):
+	case errors.Is(err, shard.ErrCorruptBatch), errors.Is(err, batch.ErrCorrupt),
+		errors.Is(err, segment.ErrCorrupt), errors.Is(err, batch.ErrTooLarge):
 		code = codes.InvalidArgument
 	case errors.Is(err, dragonboat.ErrSystemBusy):
 		code = codes.ResourceExhausted

@@ -8,19 +8,19 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/node"
 	"shardlog/node/nodetest"
 	pb "shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 func encode(t *testing.T, vals ...string) []byte {
 	t.Helper()
-	recs := make([]segment.Record, len(vals))
+	recs := make([]batch.Record, len(vals))
 	for i, v := range vals {
-		recs[i] = segment.Record{Value: []byte(v), Timestamp: time.Now().UnixMilli()}
+		recs[i] = batch.Record{Value: []byte(v), Timestamp: time.Now().UnixMilli()}
 	}
-	b, err := segment.EncodeBatch(nil, recs, segment.CodecZstd)
+	b, err := batch.Encode(nil, recs, batch.CodecZstd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestClusterSubscribeAndLongPoll(t *testing.T) {
 			t.Fatalf("subscribe after %d records: %v", got, err)
 		}
 		for _, b := range resp.Batches {
-			recs, err := segment.DecodeBatch(b.Data)
+			recs, err := batch.Decode(b.Data)
 			if err != nil {
 				t.Fatal(err)
 			}

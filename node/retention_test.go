@@ -7,9 +7,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/node/nodetest"
 	pb "shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // Batches older than the topic's retention are dropped by every replica (the leader
@@ -23,7 +23,7 @@ func TestClusterRetentionDropsOldBatches(t *testing.T) {
 	logc := pb.NewLogClient(rawConn(t, c.Addr(0)))
 	old := time.Now().Add(-time.Hour).UnixMilli()
 	for i := range 3 {
-		b, err := segment.EncodeBatch(nil, []segment.Record{{Value: []byte("old"), Timestamp: old}, {Value: []byte("old"), Timestamp: old}}, segment.CodecNone)
+		b, err := batch.Encode(nil, []batch.Record{{Value: []byte("old"), Timestamp: old}, {Value: []byte("old"), Timestamp: old}}, batch.CodecNone)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/meta"
 	pb "shardlog/proto/shardlogv1"
-	"shardlog/segment"
 	"shardlog/shard"
 )
 
@@ -43,7 +43,7 @@ func (s *logService) Produce(ctx context.Context, req *pb.ProduceRequest) (*pb.P
 	// Validate at the edge, once: the node the client called decompresses and walks
 	// every record; forwarded copies are only CRC-checked again when applied.
 	if req.Hops == 0 {
-		if _, err := segment.ValidateBatch(req.Batch, n.limits()); err != nil {
+		if _, err := batch.Validate(req.Batch, n.limits()); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "produce to %s/%d: %v", req.Topic, req.Shard, err)
 		}
 	}
@@ -68,8 +68,8 @@ func (s *logService) Produce(ctx context.Context, req *pb.ProduceRequest) (*pb.P
 	})
 }
 
-func (n *Node) limits() segment.Limits {
-	l := segment.DefaultLimits()
+func (n *Node) limits() batch.Limits {
+	l := batch.DefaultLimits()
 	l.MaxBatchBytes = n.cfg.MaxBatchBytes
 	l.MaxRecordBytes = n.cfg.MaxRecordBytes
 	return l
@@ -229,7 +229,7 @@ func (s *logService) Subscribe(req *pb.SubscribeRequest, stream grpc.ServerStrea
 			return err
 		}
 		last := resp.Batches[len(resp.Batches)-1]
-		info, err := segment.HeaderInfo(last.Data) // CRC-checked when it was applied
+		info, err := batch.ReadHeader(last.Data) // CRC-checked when it was applied
 		if err != nil {
 			return status.Errorf(codes.DataLoss, "subscribe %s/%d: stored batch at %d: %v", req.Topic, req.Shard, last.BaseOffset, err)
 		}

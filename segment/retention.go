@@ -32,7 +32,7 @@ func (s *Store) RetentionPoint(shard uint64, olderThanMs, maxBytes int64) (base 
 				return 0, false, err
 			}
 			keep = b // the last batch is kept even when it is old
-			if h.maxTS >= olderThanMs {
+			if h.MaxTimestamp >= olderThanMs {
 				break
 			}
 		}
@@ -49,10 +49,10 @@ func (s *Store) RetentionPoint(shard uint64, olderThanMs, maxBytes int64) (base 
 			if err != nil {
 				return 0, false, err
 			}
-			if total > 0 && total+int64(h.batchLen) > maxBytes {
+			if total > 0 && total+int64(h.Size) > maxBytes {
 				break
 			}
-			total += int64(h.batchLen)
+			total += int64(h.Size)
 			sizeKeep = b
 		}
 		if err := it.Error(); err != nil {

@@ -23,6 +23,9 @@ import (
 // loaded under any shard ID.
 const snapshotMagic = "SLSNAP01"
 
+// castagnoli is the CRC32C table of the snapshot trailer.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 const (
 	// maxSnapshotKey and maxSnapshotValue bound allocations on a corrupt stream.
 	maxSnapshotKey   = 1 << 10

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"shardlog/batch"
+
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -168,25 +170,25 @@ func seekBatch(it *pebble.Iterator, shard, offset uint64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if base+uint64(h.count) > offset {
+	if base+uint64(h.Count) > offset {
 		return true, nil
 	}
 	return it.Next(), nil
 }
 
 // iterBatch decodes the base and header of the batch under it.
-func iterBatch(it *pebble.Iterator) (uint64, header, error) {
+func iterBatch(it *pebble.Iterator) (uint64, batch.Info, error) {
 	base, err := recordBase(it.Key())
 	if err != nil {
-		return 0, header{}, err
+		return 0, batch.Info{}, err
 	}
 	v, err := it.ValueAndErr()
 	if err != nil {
-		return 0, header{}, err
+		return 0, batch.Info{}, err
 	}
-	h, err := parseHeader(v)
+	h, err := batch.ReadHeader(v)
 	if err != nil {
-		return 0, header{}, fmt.Errorf("stored batch %d: %w", base, err)
+		return 0, batch.Info{}, fmt.Errorf("stored batch %d: %w", base, err)
 	}
 	return base, h, nil
 }
@@ -230,21 +232,21 @@ func (s *Store) Read(shard, from uint64, maxBytes int) (_ []StoredBatch, err err
 // Locate returns the base and header information of the batch that contains
 // offset, or of the first batch after it; found is false when there is none.
 // It reads no payload and checks no CRC.
-func (s *Store) Locate(shard, offset uint64) (base uint64, info BatchInfo, found bool, err error) {
+func (s *Store) Locate(shard, offset uint64) (base uint64, info batch.Info, found bool, err error) {
 	it, err := s.recordIter(s.db, shard)
 	if err != nil {
-		return 0, BatchInfo{}, false, err
+		return 0, batch.Info{}, false, err
 	}
 	defer func() { err = errors.Join(err, it.Close()) }()
 	valid, err := seekBatch(it, shard, offset)
 	if err != nil || !valid {
-		return 0, BatchInfo{}, false, errors.Join(err, it.Error())
+		return 0, batch.Info{}, false, errors.Join(err, it.Error())
 	}
 	base, h, err := iterBatch(it)
 	if err != nil {
-		return 0, BatchInfo{}, false, err
+		return 0, batch.Info{}, false, err
 	}
-	return base, h.info(), true, nil
+	return base, h, true, nil
 }
 
 // DeleteShard removes every key of the shard and compacts the range so the

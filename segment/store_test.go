@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 
+	"shardlog/batch"
+
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -24,11 +26,11 @@ func openMem(t *testing.T) *Store {
 // batchOf encodes n records with the given timestamp and value size.
 func batchOf(t *testing.T, n int, ts int64, valueSize int) []byte {
 	t.Helper()
-	recs := make([]Record, n)
+	recs := make([]batch.Record, n)
 	for i := range recs {
-		recs[i] = Record{Value: bytes.Repeat([]byte("x"), valueSize), Timestamp: ts}
+		recs[i] = batch.Record{Value: bytes.Repeat([]byte("x"), valueSize), Timestamp: ts}
 	}
-	b, err := EncodeBatch(nil, recs, CodecNone)
+	b, err := batch.Encode(nil, recs, batch.CodecNone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func TestSegmentStoreRead(t *testing.T) {
 				t.Fatalf("bases = %v, want %v", bases(got), tt.want)
 			}
 			for _, b := range got {
-				if _, err := CheckBatch(b.Data); err != nil {
+				if _, err := batch.Check(b.Data); err != nil {
 					t.Fatal(err)
 				}
 			}

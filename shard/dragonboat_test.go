@@ -95,7 +95,7 @@ func TestShardDragonboatProposeAndFetch(t *testing.T) {
 	var want []uint64
 	for seq := uint64(0); seq < 5; seq++ {
 		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		r, err := nh.SyncPropose(pctx, cs, EncodeAppend(nil, 42, seq, batch(t, 2, "d")))
+		r, err := nh.SyncPropose(pctx, cs, EncodeAppend(nil, 42, seq, encBatch(t, 2, "d")))
 		pcancel()
 		if err != nil {
 			t.Fatal(err)
@@ -107,7 +107,7 @@ func TestShardDragonboatProposeAndFetch(t *testing.T) {
 		want = append(want, ar.Base)
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-	r, err := nh.SyncPropose(pctx, cs, EncodeAppend(nil, 42, 2, batch(t, 2, "d")))
+	r, err := nh.SyncPropose(pctx, cs, EncodeAppend(nil, 42, 2, encBatch(t, 2, "d")))
 	pcancel()
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestShardDragonboatProposeAndFetch(t *testing.T) {
 		got <- len(bs)
 	}()
 	pctx, pcancel = context.WithTimeout(ctx, 2*time.Second)
-	_, err = nh.SyncPropose(pctx, cs, EncodeAppend(nil, 0, 0, batch(t, 1, "e")))
+	_, err = nh.SyncPropose(pctx, cs, EncodeAppend(nil, 0, 0, encBatch(t, 1, "e")))
 	pcancel()
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"shardlog/segment"
+	"shardlog/batch"
 )
 
 func TestShardFetchReadsApplied(t *testing.T) {
@@ -144,11 +144,11 @@ func TestShardHubRemoveWakes(t *testing.T) {
 // OutOfRange). Every answer must be a correct read or ErrRecovering.
 func TestShardFetchDuringSnapshotImport(t *testing.T) {
 	src := newHarness(t, memStore(t), 2, 1)
-	recs := make([]segment.Record, 64)
+	recs := make([]batch.Record, 64)
 	for i := range recs {
-		recs[i] = segment.Record{Value: bytes.Repeat([]byte{'x'}, 4096), Timestamp: 1000}
+		recs[i] = batch.Record{Value: bytes.Repeat([]byte{'x'}, 4096), Timestamp: 1000}
 	}
-	b, err := segment.EncodeBatch(nil, recs, segment.CodecNone)
+	b, err := batch.Encode(nil, recs, batch.CodecNone)
 	if err != nil {
 		t.Fatal(err)
 	}

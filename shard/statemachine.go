@@ -9,6 +9,7 @@ import (
 
 	"github.com/lni/dragonboat/v4/statemachine"
 
+	"shardlog/batch"
 	"shardlog/segment"
 )
 
@@ -128,7 +129,7 @@ func (a *applier) apply(cmd []byte) (statemachine.Result, error) {
 	if c.op == opTruncate {
 		return a.truncate(c.before)
 	}
-	info, err := segment.CheckBatch(c.batch)
+	info, err := batch.Check(c.batch)
 	if err != nil {
 		return corruptResult(err), nil
 	}

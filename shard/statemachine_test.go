@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/lni/dragonboat/v4/statemachine"
 
+	"shardlog/batch"
 	"shardlog/segment"
 )
 
@@ -74,14 +75,14 @@ func (h *harness) state() segment.ShardState {
 	return v.(segment.ShardState)
 }
 
-// batch encodes n records whose values name tag.
-func batch(t *testing.T, n int, tag string) []byte {
+// encBatch encodes n records whose values name tag.
+func encBatch(t *testing.T, n int, tag string) []byte {
 	t.Helper()
-	recs := make([]segment.Record, n)
+	recs := make([]batch.Record, n)
 	for i := range recs {
-		recs[i] = segment.Record{Value: []byte(tag), Timestamp: 1000}
+		recs[i] = batch.Record{Value: []byte(tag), Timestamp: 1000}
 	}
-	b, err := segment.EncodeBatch(nil, recs, segment.CodecNone)
+	b, err := batch.Encode(nil, recs, batch.CodecNone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func batch(t *testing.T, n int, tag string) []byte {
 }
 
 func app(t *testing.T, pid, seq uint64, n int) []byte {
-	return EncodeAppend(nil, pid, seq, batch(t, n, "v"))
+	return EncodeAppend(nil, pid, seq, encBatch(t, n, "v"))
 }
 
 func mustResult(t *testing.T, r statemachine.Result) AppendResult {
@@ -120,7 +121,7 @@ func TestShardAppendDenseOffsets(t *testing.T) {
 	if err != nil || len(stored) != 4 {
 		t.Fatalf("stored %d batches, err %v", len(stored), err)
 	}
-	if !bytes.Equal(stored[2].Data, batch(t, 4, "v")) {
+	if !bytes.Equal(stored[2].Data, encBatch(t, 4, "v")) {
 		t.Fatal("stored batch differs from the proposed bytes")
 	}
 }
@@ -249,7 +250,7 @@ func TestShardMixedProducersInOneUpdate(t *testing.T) {
 }
 
 func TestShardCorruptEntries(t *testing.T) {
-	good := batch(t, 2, "v")
+	good := encBatch(t, 2, "v")
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-1] ^= 1
 	tests := []struct {

@@ -26,8 +26,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // LeaderHeader is the response header in which a node names itself (decimal node ID)
@@ -209,7 +209,7 @@ func (s *Server) CreateTopic(_ context.Context, req *shardlogv1.CreateTopicReque
 	case spec.GetReplicationFactor() < 1 || spec.GetReplicationFactor() > 7:
 		return nil, status.Errorf(codes.InvalidArgument, "replication factor must be 1..7, got %d", spec.GetReplicationFactor())
 	}
-	if _, err := segment.ParseCodec(spec.GetCompression()); err != nil {
+	if _, err := batch.ParseCodec(spec.GetCompression()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	s.mu.Lock()

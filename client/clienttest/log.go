@@ -7,8 +7,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // Produce implements shardlogv1.LogServer with the real server's dedupe rules.
@@ -28,7 +28,7 @@ func (s *Server) Produce(ctx context.Context, req *shardlogv1.ProduceRequest) (*
 	if delay > 0 {
 		time.Sleep(delay)
 	}
-	recs, err := segment.DecodeBatch(req.GetBatch())
+	recs, err := batch.Decode(req.GetBatch())
 	if err != nil || len(recs) == 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "bad batch: %v", err)
 	}
@@ -174,7 +174,7 @@ func (s *Server) Truncate(topic string, idx uint32, before uint64) error {
 }
 
 // Records decodes a shard's whole log, in offset order (record i has offset Offsets[i]).
-func (s *Server) Records(topic string, idx uint32) (offsets []uint64, recs []segment.Record, err error) {
+func (s *Server) Records(topic string, idx uint32) (offsets []uint64, recs []batch.Record, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sh, serr := s.shardLocked(topic, idx)
@@ -182,7 +182,7 @@ func (s *Server) Records(topic string, idx uint32) (offsets []uint64, recs []seg
 		return nil, nil, ErrNoShard
 	}
 	for _, b := range sh.batches {
-		rs, err := segment.DecodeBatch(b.data)
+		rs, err := batch.Decode(b.data)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -207,8 +207,8 @@ func (s *Server) appendLocked(sh *shard, data []byte, n int) uint64 {
 
 // Append stores records in a shard as one batch, without faults or a producer ID, and
 // returns the batch's base offset.
-func (s *Server) Append(topic string, idx uint32, recs []segment.Record) (uint64, error) {
-	data, err := segment.EncodeBatch(nil, recs, segment.CodecNone)
+func (s *Server) Append(topic string, idx uint32, recs []batch.Record) (uint64, error) {
+	data, err := batch.Encode(nil, recs, batch.CodecNone)
 	if err != nil {
 		return 0, err
 	}

@@ -8,9 +8,9 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"shardlog/batch"
 	"shardlog/client"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 func cmdCreateTopic(ctx context.Context, e *env, g globals, args []string) error {
@@ -24,7 +24,7 @@ func cmdCreateTopic(ctx context.Context, e *env, g globals, args []string) error
 	if err != nil {
 		return err
 	}
-	if _, err := segment.ParseCodec(*compression); err != nil {
+	if _, err := batch.ParseCodec(*compression); err != nil {
 		return usagef(fs.Name(), "%v", err)
 	}
 	if *retention < 0 || *retentionBytes < 0 {

@@ -17,9 +17,9 @@ import (
 
 	"google.golang.org/grpc"
 
+	"shardlog/batch"
 	"shardlog/client/clienttest"
 	"shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 // Tests that no client command waits without bound: each gives up within --timeout
@@ -235,7 +235,7 @@ func TestCLIConsumeStalledShard(t *testing.T) {
 	if code, _, e := cliRun(t, addr, "", "create-topic", "t", "--shards", "2"); code != 0 {
 		t.Fatal(e)
 	}
-	if _, err := fake.Append("t", 1, []segment.Record{{Value: []byte("v")}}); err != nil {
+	if _, err := fake.Append("t", 1, []batch.Record{{Value: []byte("v")}}); err != nil {
 		t.Fatal(err)
 	}
 	r := runBounded(t, t.Context(), addr, nil, time.Second+slack, "consume", "t", "--timeout", "1s")
@@ -370,7 +370,7 @@ func TestCLIConsumeFollowInterrupted(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			c := startChild(t, addr, "consume", "t", "--follow")
 			waitFor(t, "a followed record", func() bool {
-				if _, err := srv.Append("t", 0, []segment.Record{{Value: []byte("hello")}}); err != nil {
+				if _, err := srv.Append("t", 0, []batch.Record{{Value: []byte("hello")}}); err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(50 * time.Millisecond)

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"shardlog/batch"
 	"shardlog/client/clienttest"
-	"shardlog/segment"
 )
 
 // cliRun runs one command line in-process and returns its exit status and output.
@@ -162,7 +162,7 @@ func TestCLIConsumeErrors(t *testing.T) {
 	if code, _, e := cliRun(t, addr, "", "create-topic", "t"); code != 0 {
 		t.Fatal(e)
 	}
-	if _, err := srv.Append("t", 0, []segment.Record{{Value: []byte("v")}}); err != nil {
+	if _, err := srv.Append("t", 0, []batch.Record{{Value: []byte("v")}}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

@@ -11,12 +11,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"shardlog/batch"
 	"shardlog/chaos"
 	"shardlog/client"
 	"shardlog/node"
 	"shardlog/node/nodetest"
 	pb "shardlog/proto/shardlogv1"
-	"shardlog/segment"
 )
 
 const topic = "crash"
@@ -306,7 +306,7 @@ func readReplica(ctx context.Context, addr string, shard uint32) ([]Stored, erro
 		}
 		next := from
 		for _, b := range resp.GetBatches() {
-			recs, err := segment.DecodeBatch(b.GetData())
+			recs, err := batch.Decode(b.GetData())
 			if err != nil {
 				return nil, fmt.Errorf("batch at %d: %w", b.GetBaseOffset(), err)
 			}

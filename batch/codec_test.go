@@ -1,4 +1,4 @@
-package segment
+package batch
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ func sampleRecords(n int, valueSize int) []Record {
 	return recs
 }
 
-func TestSegmentParseCodec(t *testing.T) {
+func TestParseCodec(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
@@ -61,7 +61,7 @@ func TestSegmentParseCodec(t *testing.T) {
 	}
 }
 
-func TestSegmentBatchRoundTrip(t *testing.T) {
+func TestBatchRoundTrip(t *testing.T) {
 	tests := []struct {
 		name string
 		recs []Record
@@ -77,15 +77,15 @@ func TestSegmentBatchRoundTrip(t *testing.T) {
 		for _, codec := range allCodecs {
 			t.Run(tt.name+"/"+codec.String(), func(t *testing.T) {
 				prefix := []byte("prefix")
-				b, err := EncodeBatch(bytes.Clone(prefix), tt.recs, codec)
+				b, err := Encode(bytes.Clone(prefix), tt.recs, codec)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(b[:len(prefix)], prefix) {
-					t.Fatal("EncodeBatch did not append to dst")
+					t.Fatal("Encode did not append to dst")
 				}
 				b = b[len(prefix):]
-				info, err := ValidateBatch(b, Limits{})
+				info, err := Validate(b, Limits{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -93,11 +93,11 @@ func TestSegmentBatchRoundTrip(t *testing.T) {
 				for _, r := range tt.recs {
 					wantMax = max(wantMax, r.Timestamp)
 				}
-				want := BatchInfo{Codec: codec, Count: uint32(len(tt.recs)), FirstTimestamp: tt.recs[0].Timestamp, MaxTimestamp: wantMax, Size: len(b)}
+				want := Info{Codec: codec, Count: uint32(len(tt.recs)), FirstTimestamp: tt.recs[0].Timestamp, MaxTimestamp: wantMax, Size: len(b)}
 				if info != want {
 					t.Fatalf("info = %+v, want %+v", info, want)
 				}
-				got, err := DecodeBatch(b)
+				got, err := Decode(b)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -127,11 +127,11 @@ func normalize(recs []Record) []Record {
 	return out
 }
 
-func TestSegmentEncodeErrors(t *testing.T) {
-	if _, err := EncodeBatch(nil, nil, CodecNone); !errors.Is(err, ErrEmptyBatch) {
+func TestEncodeErrors(t *testing.T) {
+	if _, err := Encode(nil, nil, CodecNone); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("empty batch: %v", err)
 	}
-	if _, err := EncodeBatch(nil, sampleRecords(1, 1), Codec(9)); !errors.Is(err, ErrUnknownCodec) {
+	if _, err := Encode(nil, sampleRecords(1, 1), Codec(9)); !errors.Is(err, ErrUnknownCodec) {
 		t.Fatalf("bad codec: %v", err)
 	}
 }
@@ -142,9 +142,9 @@ func reseal(b []byte) []byte {
 	return b
 }
 
-func TestSegmentCorruptBatches(t *testing.T) {
+func TestCorruptBatches(t *testing.T) {
 	for _, codec := range allCodecs {
-		good, err := EncodeBatch(nil, sampleRecords(20, 100), codec)
+		good, err := Encode(nil, sampleRecords(20, 100), codec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,21 +176,21 @@ func TestSegmentCorruptBatches(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(codec.String()+"/"+tt.name, func(t *testing.T) {
-				if _, err := CheckBatch(tt.b); !errors.Is(err, tt.want) {
-					t.Fatalf("CheckBatch error = %v, want %v", err, tt.want)
+				if _, err := Check(tt.b); !errors.Is(err, tt.want) {
+					t.Fatalf("Check error = %v, want %v", err, tt.want)
 				}
-				if _, err := DecodeBatch(tt.b); !errors.Is(err, tt.want) {
-					t.Fatalf("DecodeBatch error = %v, want %v", err, tt.want)
+				if _, err := Decode(tt.b); !errors.Is(err, tt.want) {
+					t.Fatalf("Decode error = %v, want %v", err, tt.want)
 				}
 			})
 		}
 	}
 }
 
-// TestSegmentPayloadLies covers payloads that pass the CRC but whose
-// contents disagree with the header: only ValidateBatch and DecodeBatch see it.
-func TestSegmentPayloadLies(t *testing.T) {
-	good, err := EncodeBatch(nil, sampleRecords(4, 10), CodecNone)
+// TestPayloadLies covers payloads that pass the CRC but whose
+// contents disagree with the header: only Validate and Decode see it.
+func TestPayloadLies(t *testing.T) {
+	good, err := Encode(nil, sampleRecords(4, 10), CodecNone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,23 +210,23 @@ func TestSegmentPayloadLies(t *testing.T) {
 			b := bytes.Clone(good)
 			tt.edit(b)
 			reseal(b)
-			if _, err := CheckBatch(b); err != nil {
-				t.Fatalf("CheckBatch should not look at the payload: %v", err)
+			if _, err := Check(b); err != nil {
+				t.Fatalf("Check should not look at the payload: %v", err)
 			}
-			if _, err := ValidateBatch(b, Limits{}); !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("ValidateBatch error = %v, want ErrCorrupt", err)
+			if _, err := Validate(b, Limits{}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Validate error = %v, want ErrCorrupt", err)
 			}
-			if _, err := DecodeBatch(b); !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("DecodeBatch error = %v, want ErrCorrupt", err)
+			if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Decode error = %v, want ErrCorrupt", err)
 			}
 		})
 	}
 }
 
-func TestSegmentValidateLimits(t *testing.T) {
+func TestValidateLimits(t *testing.T) {
 	recs := sampleRecords(10, 1000)
 	recs[3].Headers = []Header{{Key: string(bytes.Repeat([]byte("h"), 600)), Value: make([]byte, 600)}}
-	b, err := EncodeBatch(nil, recs, CodecS2)
+	b, err := Encode(nil, recs, CodecS2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,18 +244,18 @@ func TestSegmentValidateLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ValidateBatch(b, tt.limits)
+			_, err := Validate(b, tt.limits)
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-				t.Fatalf("ValidateBatch error = %v, want %v", err, tt.wantErr)
+				t.Fatalf("Validate error = %v, want %v", err, tt.wantErr)
 			}
 		})
 	}
 }
 
-func FuzzDecodeBatch(f *testing.F) {
+func FuzzDecode(f *testing.F) {
 	for _, codec := range allCodecs {
 		for _, recs := range [][]Record{sampleRecords(1, 0), sampleRecords(5, 20), {{Key: []byte("k"), Headers: []Header{{Key: "h"}}, Timestamp: -3}}} {
-			b, err := EncodeBatch(nil, recs, codec)
+			b, err := Encode(nil, recs, codec)
 			if err != nil {
 				f.Fatal(err)
 			}
@@ -275,23 +275,23 @@ func FuzzDecodeBatch(f *testing.F) {
 }
 
 func checkDecodeProperty(t *testing.T, b []byte) {
-	info, cerr := CheckBatch(b)
-	_, verr := ValidateBatch(b, Limits{MaxBatchBytes: math.MaxInt32, MaxRecordBytes: math.MaxInt32, MaxRecordsPerBatch: math.MaxInt32})
-	recs, err := DecodeBatch(b)
+	info, cerr := Check(b)
+	_, verr := Validate(b, Limits{MaxBatchBytes: math.MaxInt32, MaxRecordBytes: math.MaxInt32, MaxRecordsPerBatch: math.MaxInt32})
+	recs, err := Decode(b)
 	if (err == nil) != (verr == nil) {
-		t.Fatalf("DecodeBatch error %v but ValidateBatch error %v", err, verr)
+		t.Fatalf("Decode error %v but Validate error %v", err, verr)
 	}
 	if err != nil {
 		return
 	}
 	if cerr != nil {
-		t.Fatalf("decoded a batch that CheckBatch rejects: %v", cerr)
+		t.Fatalf("decoded a batch that Check rejects: %v", cerr)
 	}
-	again, err := EncodeBatch(nil, recs, info.Codec)
+	again, err := Encode(nil, recs, info.Codec)
 	if err != nil {
 		t.Fatalf("re-encode: %v", err)
 	}
-	recs2, err := DecodeBatch(again)
+	recs2, err := Decode(again)
 	if err != nil {
 		t.Fatalf("decode re-encoded: %v", err)
 	}
@@ -309,7 +309,7 @@ func BenchmarkSegmentEncode(b *testing.B) {
 			var buf []byte
 			for b.Loop() {
 				var err error
-				if buf, err = EncodeBatch(buf[:0], recs, codec); err != nil {
+				if buf, err = Encode(buf[:0], recs, codec); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -330,7 +330,7 @@ func encodedRecordsSize(recs []Record) int {
 func BenchmarkSegmentDecode(b *testing.B) {
 	recs := sampleRecords(256, 100)
 	for _, codec := range allCodecs {
-		enc, err := EncodeBatch(nil, recs, codec)
+		enc, err := Encode(nil, recs, codec)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -338,7 +338,7 @@ func BenchmarkSegmentDecode(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(encodedRecordsSize(recs)))
 			for b.Loop() {
-				if _, err := DecodeBatch(enc); err != nil {
+				if _, err := Decode(enc); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -347,7 +347,7 @@ func BenchmarkSegmentDecode(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(encodedRecordsSize(recs)))
 			for b.Loop() {
-				if _, err := ValidateBatch(enc, Limits{}); err != nil {
+				if _, err := Validate(enc, Limits{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -355,24 +355,24 @@ func BenchmarkSegmentDecode(b *testing.B) {
 	}
 }
 
-func TestSegmentHeaderInfoSkipsOnlyTheCRC(t *testing.T) {
-	b, err := EncodeBatch(nil, []Record{{Value: []byte("a"), Timestamp: 5}, {Value: []byte("b"), Timestamp: 7}}, CodecS2)
+func TestReadHeaderSkipsOnlyTheCRC(t *testing.T) {
+	b, err := Encode(nil, []Record{{Value: []byte("a"), Timestamp: 5}, {Value: []byte("b"), Timestamp: 7}}, CodecS2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := HeaderInfo(b)
+	info, err := ReadHeader(b)
 	if err != nil || info.Count != 2 || info.FirstTimestamp != 5 || info.MaxTimestamp != 7 || info.Codec != CodecS2 {
-		t.Fatalf("HeaderInfo = %+v, %v", info, err)
+		t.Fatalf("ReadHeader = %+v, %v", info, err)
 	}
 	flipped := append([]byte(nil), b...)
 	flipped[len(flipped)-1] ^= 0xff
-	if _, err := HeaderInfo(flipped); err != nil {
-		t.Fatalf("HeaderInfo checked the payload: %v", err)
+	if _, err := ReadHeader(flipped); err != nil {
+		t.Fatalf("ReadHeader checked the payload: %v", err)
 	}
-	if _, err := CheckBatch(flipped); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("CheckBatch on a flipped payload: %v", err)
+	if _, err := Check(flipped); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Check on a flipped payload: %v", err)
 	}
-	if _, err := HeaderInfo(b[:10]); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("HeaderInfo on a short batch: %v", err)
+	if _, err := ReadHeader(b[:10]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("ReadHeader on a short batch: %v", err)
 	}
 }

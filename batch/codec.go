@@ -1,4 +1,4 @@
-package segment
+package batch
 
 import (
 	"encoding/binary"
@@ -62,8 +62,8 @@ type Record struct {
 	Timestamp int64
 }
 
-// BatchInfo is what a batch header says about the batch.
-type BatchInfo struct {
+// Info is what a batch header says about the batch.
+type Info struct {
 	Codec Codec
 	// Count is the number of records; offsets base..base+Count-1 belong to it.
 	Count          uint32
@@ -73,7 +73,7 @@ type BatchInfo struct {
 	Size int
 }
 
-// Limits bounds what ValidateBatch accepts. A zero field takes its default.
+// Limits bounds what Validate accepts. A zero field takes its default.
 type Limits struct {
 	MaxBatchBytes      int
 	MaxRecordBytes     int
@@ -138,8 +138,8 @@ type header struct {
 	batchLen int
 }
 
-func (h header) info() BatchInfo {
-	return BatchInfo{Codec: h.codec, Count: h.count, FirstTimestamp: h.firstTS, MaxTimestamp: h.maxTS, Size: h.batchLen}
+func (h header) info() Info {
+	return Info{Codec: h.codec, Count: h.count, FirstTimestamp: h.firstTS, MaxTimestamp: h.maxTS, Size: h.batchLen}
 }
 
 // parseHeader checks everything in the header that can be checked without
@@ -182,50 +182,50 @@ func parseHeader(b []byte) (header, error) {
 	return h, nil
 }
 
-// HeaderInfo reads a batch's header (record count, codec, timestamps) without the
+// ReadHeader reads a batch's header (record count, codec, timestamps) without the
 // CRC pass over the payload: for batches already checked when they were applied,
 // such as stored batches a server streams on.
-func HeaderInfo(b []byte) (BatchInfo, error) {
+func ReadHeader(b []byte) (Info, error) {
 	h, err := parseHeader(b)
 	if err != nil {
-		return BatchInfo{}, err
+		return Info{}, err
 	}
 	return h.info(), nil
 }
 
-// CheckBatch checks the header and the CRC32C of a batch without
+// Check checks the header and the CRC32C of a batch without
 // decompressing it. It is cheap enough for every apply.
-func CheckBatch(b []byte) (BatchInfo, error) {
+func Check(b []byte) (Info, error) {
 	h, err := parseHeader(b)
 	if err != nil {
-		return BatchInfo{}, err
+		return Info{}, err
 	}
 	if got := crc32.Checksum(b[offCodec:], castagnoli); got != h.crc {
-		return BatchInfo{}, fmt.Errorf("%w: crc mismatch (stored %08x, computed %08x)", ErrCorrupt, h.crc, got)
+		return Info{}, fmt.Errorf("%w: crc mismatch (stored %08x, computed %08x)", ErrCorrupt, h.crc, got)
 	}
 	return h.info(), nil
 }
 
-// ValidateBatch is CheckBatch plus the limits, decompression and a
+// Validate is Check plus the limits, decompression and a
 // bounds-checked walk over every record; it keeps no records.
-func ValidateBatch(b []byte, l Limits) (BatchInfo, error) {
+func Validate(b []byte, l Limits) (Info, error) {
 	l = l.withDefaults()
 	if len(b) > l.MaxBatchBytes {
-		return BatchInfo{}, fmt.Errorf("%w: batch of %d bytes above the %d-byte limit", ErrTooLarge, len(b), l.MaxBatchBytes)
+		return Info{}, fmt.Errorf("%w: batch of %d bytes above the %d-byte limit", ErrTooLarge, len(b), l.MaxBatchBytes)
 	}
-	info, err := CheckBatch(b)
+	info, err := Check(b)
 	if err != nil {
-		return BatchInfo{}, err
+		return Info{}, err
 	}
 	if uint64(info.Count) > uint64(l.MaxRecordsPerBatch) {
-		return BatchInfo{}, fmt.Errorf("%w: %d records above the limit of %d per batch", ErrTooLarge, info.Count, l.MaxRecordsPerBatch)
+		return Info{}, fmt.Errorf("%w: %d records above the limit of %d per batch", ErrTooLarge, info.Count, l.MaxRecordsPerBatch)
 	}
 	h, _ := parseHeader(b)
 	buf := getBuf(int(h.rawLen))
 	defer putBuf(buf)
 	raw, err := decompress(h, b[HeaderSize:], (*buf)[:0])
 	if err != nil {
-		return BatchInfo{}, err
+		return Info{}, err
 	}
 	*buf = raw[:0]
 	rd := recordReader{raw: raw, first: h.firstTS}
@@ -233,23 +233,23 @@ func ValidateBatch(b []byte, l Limits) (BatchInfo, error) {
 	maxTS := int64(math.MinInt64)
 	for i := uint32(0); i < h.count; i++ {
 		if err := rd.next(&rec, i); err != nil {
-			return BatchInfo{}, err
+			return Info{}, err
 		}
 		if n := rd.recBytes; n > l.MaxRecordBytes {
-			return BatchInfo{}, fmt.Errorf("%w: record %d is %d bytes, above the %d-byte limit", ErrTooLarge, i, n, l.MaxRecordBytes)
+			return Info{}, fmt.Errorf("%w: record %d is %d bytes, above the %d-byte limit", ErrTooLarge, i, n, l.MaxRecordBytes)
 		}
 		maxTS = max(maxTS, rec.Timestamp)
 	}
 	if err := rd.finish(maxTS, h.maxTS); err != nil {
-		return BatchInfo{}, err
+		return Info{}, err
 	}
 	return info, nil
 }
 
-// DecodeBatch verifies and decodes a batch. The records' byte slices share
+// Decode verifies and decodes a batch. The records' byte slices share
 // one freshly allocated buffer and never alias b.
-func DecodeBatch(b []byte) ([]Record, error) {
-	if _, err := CheckBatch(b); err != nil {
+func Decode(b []byte) ([]Record, error) {
+	if _, err := Check(b); err != nil {
 		return nil, err
 	}
 	h, _ := parseHeader(b)
@@ -272,13 +272,13 @@ func DecodeBatch(b []byte) ([]Record, error) {
 	return recs, nil
 }
 
-// EncodeBatch appends the batch holding recs, compressed with codec, to dst.
-func EncodeBatch(dst []byte, recs []Record, codec Codec) ([]byte, error) {
+// Encode appends the batch holding recs, compressed with codec, to dst.
+func Encode(dst []byte, recs []Record, codec Codec) ([]byte, error) {
 	if !codec.valid() {
 		return dst, fmt.Errorf("%w: %d", ErrUnknownCodec, uint8(codec))
 	}
 	if len(recs) == 0 {
-		return dst, ErrEmptyBatch
+		return dst, ErrEmpty
 	}
 	if uint64(len(recs)) > math.MaxUint32 {
 		return dst, fmt.Errorf("%w: %d records in one batch", ErrTooLarge, len(recs))
