@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"shardlog/proto/shardlogv1"
@@ -90,10 +89,7 @@ func Dial(ctx context.Context, addrs []string, o Options) (*Client, error) {
 		return nil, ErrNoAddress
 	}
 	o.ensureDefaults()
-	dopts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
-	}, o.DialOptions...)
+	dopts := shardlogv1.DialOptions(o.DialOptions...)
 	c := &Client{
 		addrs: append([]string(nil), addrs...), log: o.Logger, dopts: dopts,
 		pool:   make(map[string]*grpc.ClientConn),

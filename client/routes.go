@@ -20,9 +20,6 @@ import (
 // (which forwards, costing the cluster an extra hop). The cache is only a hint: every
 // node still forwards, so a stale entry costs a hop or one failed call, never correctness.
 const (
-	// leaderHeader is the response header in which a node names itself when it served
-	// a Produce or Fetch (a forwarded call comes back without it).
-	leaderHeader = "shardlog-leader"
 	// refreshInterval rate-limits DescribeTopic refreshes of one topic's leaders.
 	refreshInterval = 500 * time.Millisecond
 	// refreshTimeout bounds one refresh.
@@ -231,7 +228,7 @@ func (r *topicRoutes) observe(shard uint32, t callTarget, md metadata.MD, err er
 
 // servedBy parses the leader header; 0 when it is absent or malformed.
 func servedBy(md metadata.MD) uint64 {
-	vals := md.Get(leaderHeader)
+	vals := md.Get(shardlogv1.LeaderHeader)
 	if len(vals) != 1 {
 		return 0
 	}

@@ -162,7 +162,7 @@ func TestLeaderRoutingLearnsFromHeader(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r.observe(0, callTarget{cc: c.conns[0], idx: 0}, metadata.Pairs(leaderHeader, tc.header), nil)
+			r.observe(0, callTarget{cc: c.conns[0], idx: 0}, metadata.Pairs(shardlogv1.LeaderHeader, tc.header), nil)
 			r.mu.Lock()
 			got := r.leaders[0].node
 			r.mu.Unlock()

@@ -3,8 +3,9 @@ package node_test
 import (
 	"testing"
 
+	pb "shardlog/proto/shardlogv1"
+
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 type grpcConn = grpc.ClientConn
@@ -13,8 +14,7 @@ type grpcConn = grpc.ClientConn
 // hand-made batches).
 func rawConn(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20), grpc.MaxCallRecvMsgSize(64<<20)))
+	conn, err := grpc.NewClient(addr, pb.DialOptions()...)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}

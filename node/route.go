@@ -14,15 +14,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"shardlog/meta"
+	pb "shardlog/proto/shardlogv1"
 )
 
 // maxHops bounds node-to-node forwarding of one request: client -> any node ->
 // a replica's node -> the leader's node.
 const maxHops = 2
-
-// leaderHeader carries the ID of the node that served a produce or fetch, so the
-// forwarding node learns the leader and goes straight there next time.
-const leaderHeader = "shardlog-leader"
 
 func (n *Node) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	if _, ok := ctx.Deadline(); !ok {
@@ -164,12 +161,12 @@ func (n *Node) rotateReplicas(rs []meta.Replica, attempt int) meta.Replica {
 
 // markServed tells the caller (maybe a forwarding node) which node served the call.
 func (n *Node) markServed(ctx context.Context) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(leaderHeader, strconv.FormatUint(n.id.NodeID, 10)))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(pb.LeaderHeader, strconv.FormatUint(n.id.NodeID, 10)))
 }
 
 // learnLeader records the serving node from a forwarded call's header.
 func (n *Node) learnLeader(shardID uint64, md metadata.MD, err error) {
-	if vals := md.Get(leaderHeader); len(vals) == 1 {
+	if vals := md.Get(pb.LeaderHeader); len(vals) == 1 {
 		if id, perr := strconv.ParseUint(vals[0], 10, 64); perr == nil && id != 0 {
 			n.leaderHints.Store(shardID, meta.NodeID(id))
 			return

@@ -30,10 +30,6 @@ import (
 	"shardlog/proto/shardlogv1"
 )
 
-// LeaderHeader is the response header in which a node names itself (decimal node ID)
-// when it served a Produce or Fetch.
-const LeaderHeader = "shardlog-leader"
-
 // ErrNoShard is returned by Server helpers for an unknown topic or shard.
 var ErrNoShard = errors.New("clienttest: no such topic or shard")
 
@@ -127,7 +123,7 @@ func (s *Server) Start() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(shardlogv1.MaxMessageBytes), grpc.MaxSendMsgSize(shardlogv1.MaxMessageBytes))
 	shardlogv1.RegisterAdminServer(s.grpc, s)
 	shardlogv1.RegisterLogServer(s.grpc, s)
 	s.addr = lis.Addr().String()
@@ -179,7 +175,7 @@ func (s *Server) markServed(ctx context.Context) {
 	s.mu.Lock()
 	id := s.nodeID
 	s.mu.Unlock()
-	_ = grpc.SetHeader(ctx, metadata.Pairs(LeaderHeader, strconv.FormatUint(id, 10)))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(shardlogv1.LeaderHeader, strconv.FormatUint(id, 10)))
 }
 
 // SetFaults replaces the injected fault probabilities.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"shardlog/batch"
 	"shardlog/chaos"
@@ -289,8 +288,7 @@ func (h *harness) readReplicas(ctx context.Context, shards []*pb.ShardInfo) []Re
 // readReplica fetches one node's own replica of a shard from offset 0 to its end. It
 // keeps every record at the offset its batch puts it, so gaps stay visible.
 func readReplica(ctx context.Context, addr string, shard uint32) ([]Stored, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	cc, err := grpc.NewClient(addr, pb.DialOptions()...)
 	if err != nil {
 		return nil, err
 	}
