@@ -248,7 +248,7 @@ func (r *failoverRun) shardLoop(ctx context.Context, p *client.Producer, shard i
 		if ctx.Err() != nil {
 			return
 		}
-		err := p.Send(ctx, client.Message{Value: payload.Next(intended), Shard: shard, Timestamp: intended}, func(res client.Result) {
+		err := p.Send(ctx, client.Message{Value: payload.Next(intended), Shard: client.ToShard(uint32(shard)), Timestamp: intended}, func(res client.Result) {
 			if res.Err != nil {
 				r.errs.add(res.Err) // the client names the shard and topic
 				return

@@ -454,7 +454,7 @@ func (s *sendState) shardLoop(ctx context.Context, sc ScaleConfig, p *client.Pro
 		if !now.Before(deadline) {
 			break
 		}
-		if !s.send(ctx, p, client.Message{Value: payload.Next(now), Shard: shard, Timestamp: now}) {
+		if !s.send(ctx, p, client.Message{Value: payload.Next(now), Shard: client.ToShard(uint32(shard)), Timestamp: now}) {
 			break
 		}
 		shard = (shard + sc.Producers) % shards

@@ -152,7 +152,7 @@ func (s *sendState) loop(ctx context.Context, w Workload, p *client.Producer, i 
 			break
 		}
 		key := keys.Next()
-		m := client.Message{Key: key, Value: payload.Next(intended), Shard: client.AnyShard, Timestamp: intended}
+		m := client.Message{Key: key, Value: payload.Next(intended), Timestamp: intended}
 		if !s.send(ctx, p, m) {
 			break
 		}

@@ -172,7 +172,7 @@ func writeEveryShard(ctx context.Context, t *testing.T, addrs []string, topic st
 	for s := range shards {
 		out[s] = -1
 		wg.Go(func() {
-			msg := client.Message{Shard: s, Value: []byte(fmt.Sprintf("after-failure-%d", s))}
+			msg := client.Message{Shard: client.ToShard(uint32(s)), Value: []byte(fmt.Sprintf("after-failure-%d", s))}
 			if _, err := p.SendSync(ctx, msg); err != nil {
 				t.Logf("shard %d: %v", s, err)
 				return

@@ -83,7 +83,7 @@ func message(id int, seq uint64, shard int) (client.Message, int64) {
 	ts := time.Now().UnixMilli()
 	rec := Expect(id, seq, ts)
 	return client.Message{Key: []byte(rec.Key), Value: []byte(rec.Value), Headers: segmentHeaders(rec.Headers),
-		Timestamp: time.UnixMilli(ts), Shard: shard}, ts
+		Timestamp: time.UnixMilli(ts), Shard: client.ToShard(uint32(shard))}, ts
 }
 
 // send sends producer id's record seq to shard and records its outcome in rec. An error

@@ -55,7 +55,7 @@ func TestProducerFailedRecordNamesShard(t *testing.T) {
 	}
 	defer p.Close()
 	start := time.Now()
-	_, err = p.SendSync(t.Context(), Message{Value: []byte("x"), Shard: 3})
+	_, err = p.SendSync(t.Context(), Message{Value: []byte("x"), Shard: ToShard(3)})
 	if d := time.Since(start); d > timeout+slack {
 		t.Fatalf("failed after %v, want within %v", d, timeout+slack)
 	}
@@ -87,11 +87,11 @@ func TestProducerDeliveryErrorSaysNoLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	_, err = p.SendSync(t.Context(), Message{Value: []byte("x"), Shard: 1})
+	_, err = p.SendSync(t.Context(), Message{Value: []byte("x"), Shard: ToShard(1)})
 	if err == nil || !strings.Contains(err.Error(), "shard 1 of topic events") || !strings.Contains(err.Error(), noLeaderNote) {
 		t.Fatalf("want an error naming shard 1 and the missing leader, got %v", err)
 	}
-	_, err = p.SendSync(t.Context(), Message{Value: []byte("x"), Shard: 0})
+	_, err = p.SendSync(t.Context(), Message{Value: []byte("x"), Shard: ToShard(0)})
 	if err == nil || strings.Contains(err.Error(), noLeaderNote) {
 		t.Fatalf("shard 0 has a leader, got %v", err)
 	}
@@ -108,7 +108,7 @@ func TestProducerCloseContextAborts(t *testing.T) {
 	}
 	var cbs callbacks
 	for i := range 10 {
-		if err := p.Send(t.Context(), Message{Value: fmt.Appendf(nil, "ok%d", i), Shard: i % 2}, cbs.add); err != nil {
+		if err := p.Send(t.Context(), Message{Value: fmt.Appendf(nil, "ok%d", i), Shard: ToShard(uint32(i % 2))}, cbs.add); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,7 +117,7 @@ func TestProducerCloseContextAborts(t *testing.T) {
 	}
 	srv.SetFaults(clienttest.Faults{Unavailable: 1})
 	for i := range 40 {
-		if err := p.Send(t.Context(), Message{Value: fmt.Appendf(nil, "lost%d", i), Shard: i % 2}, cbs.add); err != nil {
+		if err := p.Send(t.Context(), Message{Value: fmt.Appendf(nil, "lost%d", i), Shard: ToShard(uint32(i % 2))}, cbs.add); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -181,12 +181,12 @@ func TestProducerSendBoundedWhenBufferFull(t *testing.T) {
 	var cbs callbacks
 	value := []byte(strings.Repeat("v", 100))
 	for range 8 { // 8 records of 100+24 bytes fit in 1000
-		if err := p.Send(t.Context(), Message{Value: value, Shard: 0}, cbs.add); err != nil {
+		if err := p.Send(t.Context(), Message{Value: value, Shard: ToShard(0)}, cbs.add); err != nil {
 			t.Fatal(err)
 		}
 	}
 	start := time.Now()
-	if err := p.Send(context.Background(), Message{Value: value, Shard: 0}, cbs.add); err != nil {
+	if err := p.Send(context.Background(), Message{Value: value, Shard: ToShard(0)}, cbs.add); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > timeout+slack {
@@ -194,7 +194,7 @@ func TestProducerSendBoundedWhenBufferFull(t *testing.T) {
 	}
 	done, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := p.Send(done, Message{Value: value, Shard: 0}, cbs.add); !errors.Is(err, context.Canceled) {
+	if err := p.Send(done, Message{Value: value, Shard: ToShard(0)}, cbs.add); !errors.Is(err, context.Canceled) {
 		t.Fatalf("send with a canceled context: %v", err)
 	}
 }

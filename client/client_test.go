@@ -117,7 +117,7 @@ func TestClientProducerFailsOverFromHungNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	res, err := p.SendSync(t.Context(), Message{Value: []byte("v"), Shard: AnyShard})
+	res, err := p.SendSync(t.Context(), Message{Value: []byte("v")})
 	if err != nil || res.Err != nil {
 		t.Fatalf("send: %v %v", err, res.Err)
 	}

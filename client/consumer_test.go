@@ -209,7 +209,7 @@ func TestConsumerReadsWhatProducerWrote(t *testing.T) {
 	}
 	for i := range 300 {
 		err := p.Send(t.Context(), Message{Key: fmt.Appendf(nil, "k%d", i%5), Value: fmt.Appendf(nil, "%d", i),
-			Headers: []batch.Header{{Key: "h", Value: []byte("x")}}, Shard: AnyShard}, nil)
+			Headers: []batch.Header{{Key: "h", Value: []byte("x")}}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@
 //
 //	c, err := client.Dial(ctx, []string{"127.0.0.1:7400"}, client.Options{})
 //	p, err := c.NewProducer(ctx, "events", client.ProducerOptions{})
-//	err = p.Send(ctx, client.Message{Key: k, Value: v, Shard: client.AnyShard}, func(r client.Result) { ... })
+//	err = p.Send(ctx, client.Message{Key: k, Value: v}, func(r client.Result) { ... })
 //	err = p.Close() // flushes; CloseContext(ctx) gives up when ctx ends
 //
 // # Producer

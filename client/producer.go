@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,9 +12,28 @@ import (
 	"shardlog/batch"
 )
 
-// AnyShard as Message.Shard routes a record by its key (or, without a key, to the
-// producer's sticky shard).
-const AnyShard = -1
+// ShardChoice is the shard a Message goes to. The zero value routes by key: FNV-1a 32
+// of the key modulo the shard count (ShardForKey), and without a key a sticky shard
+// that moves on whenever its batch is sealed. ToShard picks one shard by its index.
+type ShardChoice struct {
+	index uint32
+	set   bool
+}
+
+// ToShard targets the shard with index i (0-based); Send rejects an index outside the
+// topic with ErrInvalidShard.
+func ToShard(i uint32) ShardChoice { return ShardChoice{index: i, set: true} }
+
+// Index returns the chosen shard index, and false when the record is routed by key.
+func (s ShardChoice) Index() (uint32, bool) { return s.index, s.set }
+
+// String is the index, or "by key".
+func (s ShardChoice) String() string {
+	if !s.set {
+		return "by key"
+	}
+	return strconv.FormatUint(uint64(s.index), 10)
+}
 
 // Producer defaults and limits.
 const (
@@ -100,10 +120,8 @@ type Message struct {
 	Headers    []batch.Header
 	// Timestamp is the record's time; zero means the time of Send.
 	Timestamp time.Time
-	// Shard is the target shard index, or AnyShard (-1) to route by key: FNV-1a 32 of
-	// the key modulo the shard count, and without a key a sticky shard that moves on
-	// whenever its batch is sealed. NB: the zero value means shard 0.
-	Shard int
+	// Shard is the target shard; the zero value routes by key (see ShardChoice).
+	Shard ShardChoice
 }
 
 // Result is the outcome of one record: its shard and offset, or Err.
@@ -148,7 +166,7 @@ type Producer struct {
 	mu          sync.Mutex // guards the fields below; lock order: mu, then shardSender.qmu
 	closed      bool
 	open        []*producerBatch // per shard: the batch records are appended to, or nil
-	sticky      uint32           // shard of keyless AnyShard records
+	sticky      uint32           // shard of keyless records routed by key
 	buffered    int              // bytes of records accepted and not yet called back
 	outstanding int              // records accepted and not yet called back
 	space       chan struct{}
@@ -219,8 +237,8 @@ func recordSize(r *batch.Record) int {
 // Send (ctx's error when ctx ended first) means the record was not queued and cb will
 // not be called.
 func (p *Producer) Send(ctx context.Context, m Message, cb func(Result)) error {
-	if m.Shard < AnyShard || (m.Shard >= 0 && uint32(m.Shard) >= p.shards) {
-		return fmt.Errorf("%w: %d (topic %q has %d shards)", ErrInvalidShard, m.Shard, p.topic, p.shards)
+	if i, ok := m.Shard.Index(); ok && i >= p.shards {
+		return fmt.Errorf("%w: %d (topic %q has %d shards)", ErrInvalidShard, i, p.topic, p.shards)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -272,14 +290,13 @@ func (p *Producer) Send(ctx context.Context, m Message, cb func(Result)) error {
 
 // route picks the record's shard. Called with p.mu held.
 func (p *Producer) route(m *Message) uint32 {
-	switch {
-	case m.Shard >= 0:
-		return uint32(m.Shard)
-	case len(m.Key) > 0:
-		return ShardForKey(m.Key, p.shards)
-	default:
-		return p.sticky
+	if i, ok := m.Shard.Index(); ok {
+		return i
 	}
+	if len(m.Key) > 0 {
+		return ShardForKey(m.Key, p.shards)
+	}
+	return p.sticky
 }
 
 // openBatch starts shard's open batch and its linger timer. Called with p.mu held.

@@ -112,12 +112,12 @@ func produceAll(t *testing.T, p *Producer, n, writers int) []*sent {
 			for i := w * per; i < (w+1)*per; i++ {
 				s := &sent{value: fmt.Sprintf("v%08d", w*writerSpan+i)}
 				byWriter[w] = append(byWriter[w], s)
-				m := Message{Value: []byte(s.value), Shard: AnyShard}
+				m := Message{Value: []byte(s.value)}
 				switch i % 3 {
 				case 0:
 					m.Key = []byte(fmt.Sprintf("k%d", i%17))
 				case 1:
-					m.Shard = i % int(p.Shards())
+					m.Shard = ToShard(uint32(i) % p.Shards())
 				}
 				err := p.Send(t.Context(), m, func(r Result) {
 					mu.Lock()
@@ -207,7 +207,7 @@ func TestProducerDeliveryTimeoutStartsFreshEpoch(t *testing.T) {
 	var mu sync.Mutex
 	var failed []Result
 	for i := range 40 {
-		err := p.Send(t.Context(), Message{Value: fmt.Appendf(nil, "lost%d", i), Shard: 0}, func(r Result) {
+		err := p.Send(t.Context(), Message{Value: fmt.Appendf(nil, "lost%d", i), Shard: ToShard(0)}, func(r Result) {
 			mu.Lock()
 			defer mu.Unlock()
 			failed = append(failed, r)
@@ -242,7 +242,7 @@ func TestProducerDeliveryTimeoutStartsFreshEpoch(t *testing.T) {
 	for i := range 30 {
 		s := &sent{value: fmt.Sprintf("ok%d", i)}
 		recs = append(recs, s)
-		r, err := p.SendSync(t.Context(), Message{Value: []byte(s.value), Shard: AnyShard})
+		r, err := p.SendSync(t.Context(), Message{Value: []byte(s.value)})
 		if err != nil {
 			t.Fatalf("after recovery: %v", err)
 		}
@@ -266,7 +266,7 @@ func TestProducerFatalErrorFailsRecords(t *testing.T) {
 	if err := c.DeleteTopic(t.Context(), "t"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = p.SendSync(t.Context(), Message{Value: []byte("x"), Shard: 1})
+	_, err = p.SendSync(t.Context(), Message{Value: []byte("x"), Shard: ToShard(1)})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("want NotFound, got %v", err)
 	}
@@ -288,8 +288,8 @@ func TestProducerSendValidation(t *testing.T) {
 	if p.o.MaxInFlight != MaxMaxInFlight {
 		t.Fatalf("MaxInFlight %d not clamped", p.o.MaxInFlight)
 	}
-	for _, shard := range []int{-2, 3, 100} {
-		if err := p.Send(t.Context(), Message{Shard: shard}, nil); !errors.Is(err, ErrInvalidShard) {
+	for _, shard := range []uint32{3, 100, 1<<32 - 1} {
+		if err := p.Send(t.Context(), Message{Shard: ToShard(shard)}, nil); !errors.Is(err, ErrInvalidShard) {
 			t.Fatalf("shard %d: want ErrInvalidShard, got %v", shard, err)
 		}
 	}
@@ -312,7 +312,7 @@ func TestProducerSendBlocksWhenBufferFull(t *testing.T) {
 	var mu sync.Mutex
 	send := func(ctx context.Context, i int) error {
 		s := &sent{value: fmt.Sprintf("%0100d", i)}
-		err := p.Send(ctx, Message{Value: []byte(s.value), Shard: 0}, func(r Result) {
+		err := p.Send(ctx, Message{Value: []byte(s.value), Shard: ToShard(0)}, func(r Result) {
 			mu.Lock()
 			defer mu.Unlock()
 			s.res, s.done = r, true
@@ -355,7 +355,7 @@ func TestProducerStickyKeylessSpreads(t *testing.T) {
 	for i := range 80 {
 		s := &sent{value: fmt.Sprintf("s%d", i)}
 		recs = append(recs, s)
-		if err := p.Send(t.Context(), Message{Value: []byte(s.value), Shard: AnyShard}, func(r Result) {
+		if err := p.Send(t.Context(), Message{Value: []byte(s.value)}, func(r Result) {
 			mu.Lock()
 			defer mu.Unlock()
 			s.res, s.done = r, true
@@ -433,7 +433,7 @@ func TestProducerMergesQueuedBatches(t *testing.T) {
 	var mu sync.Mutex
 	var offsets []uint64
 	for i := range n {
-		err := p.Send(t.Context(), Message{Value: []byte(fmt.Sprintf("v%03d", i)), Shard: 0}, func(r Result) {
+		err := p.Send(t.Context(), Message{Value: []byte(fmt.Sprintf("v%03d", i)), Shard: ToShard(0)}, func(r Result) {
 			mu.Lock()
 			defer mu.Unlock()
 			if r.Err != nil {
@@ -464,4 +464,39 @@ func TestProducerMergesQueuedBatches(t *testing.T) {
 		t.Fatalf("%d batches for %d one-record sends, want merged batches of up to 64", st.Batches, n)
 	}
 	t.Logf("stats %+v", st)
+}
+
+// TestZeroMessageRoutesByKey: a Message that names no shard goes where its key hashes,
+// not to shard 0; ToShard overrides the key.
+func TestZeroMessageRoutesByKey(t *testing.T) {
+	_, c := startFake(t, 7, "t", 8, "none")
+	p, err := c.NewProducer(t.Context(), "t", ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	moved := 0
+	for i := range 32 {
+		key := fmt.Appendf(nil, "key-%d", i)
+		r, err := p.SendSync(t.Context(), Message{Key: key, Value: []byte("v")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ShardForKey(key, 8); r.Shard != want {
+			t.Fatalf("key %q went to shard %d, want %d", key, r.Shard, want)
+		}
+		if r.Shard != 0 {
+			moved++
+		}
+		r, err = p.SendSync(t.Context(), Message{Key: key, Value: []byte("v"), Shard: ToShard(5)})
+		if err != nil || r.Shard != 5 {
+			t.Fatalf("ToShard(5) with key %q: shard %d, %v", key, r.Shard, err)
+		}
+	}
+	if moved == 0 {
+		t.Fatal("every key routed to shard 0")
+	}
+	if s := (ShardChoice{}).String(); s != "by key" {
+		t.Fatalf("zero ShardChoice prints %q", s)
+	}
 }

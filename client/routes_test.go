@@ -72,7 +72,7 @@ func TestLeaderRoutingProduceGoesToLeaderAndFallsBack(t *testing.T) {
 	defer p.Close()
 	for i := range 5 {
 		for shard := range 2 {
-			if _, err := p.SendSync(ctx, Message{Value: fmt.Appendf(nil, "v%d", i), Shard: shard}); err != nil {
+			if _, err := p.SendSync(ctx, Message{Value: fmt.Appendf(nil, "v%d", i), Shard: ToShard(uint32(shard))}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -86,7 +86,7 @@ func TestLeaderRoutingProduceGoesToLeaderAndFallsBack(t *testing.T) {
 
 	leader.Stop()
 	for i := range 3 {
-		if _, err := p.SendSync(ctx, Message{Value: fmt.Appendf(nil, "after%d", i), Shard: 0}); err != nil {
+		if _, err := p.SendSync(ctx, Message{Value: fmt.Appendf(nil, "after%d", i), Shard: ToShard(0)}); err != nil {
 			t.Fatalf("send after the leader stopped: %v", err)
 		}
 	}
@@ -185,7 +185,7 @@ func TestClientHungLeaderCostsOneAttemptTimeout(t *testing.T) {
 	}
 	defer p.Close()
 	start := time.Now()
-	if _, err := p.SendSync(ctx, Message{Shard: 0, Value: []byte("x")}); err != nil {
+	if _, err := p.SendSync(ctx, Message{Shard: ToShard(0), Value: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > 5*time.Second {

@@ -39,7 +39,7 @@ func produceN(t *testing.T, cl *client.Client, topic string, n int, prefix strin
 	var failed []error
 	for i := range n {
 		val := fmt.Sprintf("%s-%06d", prefix, i)
-		err := p.Send(ctx, client.Message{Key: []byte(val), Value: []byte(val), Shard: -1}, func(r client.Result) {
+		err := p.Send(ctx, client.Message{Key: []byte(val), Value: []byte(val)}, func(r client.Result) {
 			mu.Lock()
 			defer mu.Unlock()
 			if r.Err != nil {

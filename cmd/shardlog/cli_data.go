@@ -48,7 +48,7 @@ func cmdProduce(ctx context.Context, e *env, g globals, args []string) error {
 	fs := newFlags("produce", &g)
 	var o produceOpts
 	fs.StringVar(&o.key, "key", "", "key of every record (routes them all to one shard)")
-	fs.IntVar(&o.shard, "shard", client.AnyShard, "shard of every record (-1 routes by key, or spreads keyless records)")
+	fs.IntVar(&o.shard, "shard", -1, "shard of every record (-1 routes by key, or spreads keyless records)")
 	fs.IntVar(&o.maxLine, "max-line-bytes", 1<<20, "longest accepted input line")
 	fs.StringVar(&o.compression, "compression", "", "batch codec (none, s2, zstd); empty uses the topic's")
 	fs.DurationVar(&o.delivery, "delivery-timeout", 0, "how long a record may wait for its acknowledgement, retries included,\n"+
@@ -62,6 +62,8 @@ func cmdProduce(ctx context.Context, e *env, g globals, args []string) error {
 		return usagef(fs.Name(), "--max-line-bytes must be positive")
 	case o.delivery < 0:
 		return usagef(fs.Name(), "--delivery-timeout must not be negative")
+	case o.shard < -1:
+		return usagef(fs.Name(), "--shard %d: want -1 (by key) or a shard index", o.shard)
 	case o.delivery == 0:
 		o.delivery = g.timeout
 	}
@@ -81,7 +83,11 @@ func produce(ctx context.Context, e *env, g globals, c *client.Client, topic str
 	}
 	start := time.Now()
 	tally := &produceTally{ok: make(map[uint32]int)}
-	readErr := produceLines(ctx, e.stdin, o.maxLine, p, client.Message{Shard: o.shard}, []byte(o.key), tally.add)
+	var tmpl client.Message
+	if o.shard >= 0 {
+		tmpl.Shard = client.ToShard(uint32(o.shard))
+	}
+	readErr := produceLines(ctx, e.stdin, o.maxLine, p, tmpl, []byte(o.key), tally.add)
 	// On a signal CloseContext gives up at once: records not acknowledged by then
 	// fail with ErrAborted and are counted below.
 	if err := p.CloseContext(ctx); err != nil && readErr == nil {

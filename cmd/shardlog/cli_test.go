@@ -68,6 +68,7 @@ func TestCLIAdminCommands(t *testing.T) {
 		{name: "missing argument", args: []string{"delete-topic"}, code: 2, contains: []string{"takes 1 argument", "usage: shardlog delete-topic"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, contains: []string{`unknown command "frobnicate"`, "commands:"}},
 		{name: "bad flag", args: []string{"topics", "--nope"}, code: 2, contains: []string{"flag provided but not defined"}},
+		{name: "produce bad shard", args: []string{"produce", "events", "--shard", "-2"}, code: 2, contains: []string{"--shard -2: want -1 (by key) or a shard index"}},
 		{name: "no command", args: nil, code: 2, contains: []string{"usage: shardlog"}},
 		{name: "help", args: []string{"help"}, contains: []string{"describe-topic"}},
 		{name: "unreachable server", args: []string{"topics", "--server", "127.0.0.1:1", "--timeout", "200ms"}, code: 1, contains: []string{"could not connect"}},

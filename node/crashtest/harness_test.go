@@ -160,7 +160,7 @@ func (h *harness) produce(id int, epoch uint64, rate float64, done <-chan struct
 		case <-tick.C:
 		}
 		v := Value(h.seed, id, seq)
-		err := pr.Send(ctx, client.Message{Value: []byte(v), Shard: int(seq % uint64(shards))}, func(res client.Result) {
+		err := pr.Send(ctx, client.Message{Value: []byte(v), Shard: client.ToShard(uint32(seq % uint64(shards)))}, func(res client.Result) {
 			h.record(id, seq, epoch, res)
 		})
 		if err != nil {
