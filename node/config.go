@@ -126,7 +126,7 @@ type Config struct {
 	GossipFast bool
 	// Logger receives every log line, dragonboat's and memberlist's included.
 	Logger *slog.Logger
-	// DragonboatLogLevel filters dragonboat's own logs. nil means slog.LevelWarn.
+	// DragonboatLogLevel filters dragonboat's own logs. nil means slog.LevelError.
 	DragonboatLogLevel slog.Leveler
 
 	// RaftFS, when set, holds dragonboat's NodeHost directory (Raft log, snapshots)
@@ -139,103 +139,97 @@ type Config struct {
 	SegmentFS pebblevfs.FS
 }
 
-// EnsureDefaults fills zero fields with their defaults.
-func (c *Config) EnsureDefaults() {
-	if c.Host == "" {
-		c.Host = "127.0.0.1"
+// DefaultConfig is the configuration of a `shardlog server` started without flags:
+// the flags take their defaults from it and nodetest starts from it, so a test
+// cluster runs as the server does. Dir is left for the caller; RaftPort, GossipPort
+// and AdvertiseHost stay zero and EnsureDefaults derives them from Port and Host.
+func DefaultConfig() Config {
+	return Config{
+		Host:                  "127.0.0.1",
+		Port:                  7400,
+		MetaVoters:            3,
+		DeploymentID:          DefaultDeploymentID,
+		MaxBatchBytes:         8 << 20,
+		MaxRecordBytes:        1 << 20,
+		MaxFetchBytes:         16 << 20,
+		MaxFetchWait:          30 * time.Second,
+		MaxShardsPerTopic:     4096,
+		MaxTopics:             100000,
+		MaxReplicationFactor:  7,
+		RequestTimeout:        10 * time.Second,
+		ProposalTimeout:       2 * time.Second,
+		SequenceWait:          500 * time.Millisecond,
+		RTTMillisecond:        50,
+		ElectionRTT:           10,
+		HeartbeatRTT:          2,
+		SnapshotEntries:       10000,
+		CompactionOverhead:    5000,
+		LogDBMemory:           "medium",
+		LogDB:                 "pebble",
+		ExecShards:            4,
+		RetentionInterval:     30 * time.Second,
+		LeaderBalanceInterval: 5 * time.Second,
+		WakeInterval:          time.Second,
+		DownProbeTimeout:      time.Second,
+		Quiesce:               true,
+		MinFreeDiskBytes:      1 << 30,
+		DragonboatLogLevel:    slog.LevelError,
 	}
+}
+
+// EnsureDefaults fills zero fields with DefaultConfig's values, and the derived ones
+// (AdvertiseHost from Host, RaftPort and GossipPort from Port). Quiesce, a bool whose
+// default is true, is the one field it cannot tell unset from off: start from
+// DefaultConfig to get it.
+func (c *Config) EnsureDefaults() {
+	d := DefaultConfig()
+	orDefault(&c.Host, d.Host)
 	if c.AdvertiseHost == "" && !isWildcard(c.Host) {
 		c.AdvertiseHost = c.Host
 	}
-	if c.Port == 0 {
-		c.Port = 7400
-	}
-	if c.RaftPort == 0 {
-		c.RaftPort = c.Port + 1
-	}
-	if c.GossipPort == 0 {
-		c.GossipPort = c.Port + 2
-	}
-	if c.MetaVoters == 0 {
-		c.MetaVoters = 3
-	}
-	if c.DeploymentID == 0 {
-		c.DeploymentID = DefaultDeploymentID
-	}
-	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = 8 << 20
-	}
-	if c.MaxRecordBytes == 0 {
-		c.MaxRecordBytes = 1 << 20
-	}
-	if c.MaxFetchBytes == 0 {
-		c.MaxFetchBytes = 16 << 20
-	}
-	if c.MaxFetchWait == 0 {
-		c.MaxFetchWait = 30 * time.Second
-	}
-	if c.MaxShardsPerTopic == 0 {
-		c.MaxShardsPerTopic = 4096
-	}
-	if c.MaxTopics == 0 {
-		c.MaxTopics = 100000
-	}
-	if c.MaxReplicationFactor == 0 {
-		c.MaxReplicationFactor = 7
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 10 * time.Second
-	}
-	if c.ProposalTimeout == 0 {
-		c.ProposalTimeout = 2 * time.Second
-	}
-	if c.SequenceWait == 0 {
-		c.SequenceWait = 500 * time.Millisecond
-	}
-	if c.RTTMillisecond == 0 {
-		c.RTTMillisecond = 50
-	}
-	if c.ElectionRTT == 0 {
-		c.ElectionRTT = 10
-	}
-	if c.HeartbeatRTT == 0 {
-		c.HeartbeatRTT = 2
-	}
-	if c.SnapshotEntries == 0 {
-		c.SnapshotEntries = 10000
-	}
-	if c.CompactionOverhead == 0 {
-		c.CompactionOverhead = 5000
-	}
-	if c.LogDBMemory == "" {
-		c.LogDBMemory = "medium"
-	}
-	if c.LogDB == "" {
-		c.LogDB = "pebble"
-	}
-	if c.ExecShards == 0 {
-		c.ExecShards = 4
-	}
-	if c.RetentionInterval == 0 {
-		c.RetentionInterval = 30 * time.Second
-	}
-	if c.LeaderBalanceInterval == 0 {
-		c.LeaderBalanceInterval = 5 * time.Second
-	}
-	if c.WakeInterval == 0 {
-		c.WakeInterval = time.Second
-	}
+	orDefault(&c.Port, d.Port)
+	orDefault(&c.RaftPort, c.Port+1)
+	orDefault(&c.GossipPort, c.Port+2)
+	orDefault(&c.MetaVoters, d.MetaVoters)
+	orDefault(&c.DeploymentID, d.DeploymentID)
+	orDefault(&c.MaxBatchBytes, d.MaxBatchBytes)
+	orDefault(&c.MaxRecordBytes, d.MaxRecordBytes)
+	orDefault(&c.MaxFetchBytes, d.MaxFetchBytes)
+	orDefault(&c.MaxFetchWait, d.MaxFetchWait)
+	orDefault(&c.MaxShardsPerTopic, d.MaxShardsPerTopic)
+	orDefault(&c.MaxTopics, d.MaxTopics)
+	orDefault(&c.MaxReplicationFactor, d.MaxReplicationFactor)
+	orDefault(&c.RequestTimeout, d.RequestTimeout)
+	orDefault(&c.ProposalTimeout, d.ProposalTimeout)
+	orDefault(&c.SequenceWait, d.SequenceWait)
+	orDefault(&c.RTTMillisecond, d.RTTMillisecond)
+	orDefault(&c.ElectionRTT, d.ElectionRTT)
+	orDefault(&c.HeartbeatRTT, d.HeartbeatRTT)
+	orDefault(&c.SnapshotEntries, d.SnapshotEntries)
+	orDefault(&c.CompactionOverhead, d.CompactionOverhead)
+	orDefault(&c.LogDBMemory, d.LogDBMemory)
+	orDefault(&c.LogDB, d.LogDB)
+	orDefault(&c.ExecShards, d.ExecShards)
+	orDefault(&c.RetentionInterval, d.RetentionInterval)
+	orDefault(&c.LeaderBalanceInterval, d.LeaderBalanceInterval)
+	orDefault(&c.WakeInterval, d.WakeInterval)
 	if c.DownProbeTimeout <= 0 {
-		c.DownProbeTimeout = time.Second
+		c.DownProbeTimeout = d.DownProbeTimeout
 	}
-	if c.MinFreeDiskBytes == 0 {
-		c.MinFreeDiskBytes = 1 << 30
-	}
+	orDefault(&c.MinFreeDiskBytes, d.MinFreeDiskBytes)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	if c.DragonboatLogLevel == nil {
-		c.DragonboatLogLevel = slog.LevelWarn
+		c.DragonboatLogLevel = d.DragonboatLogLevel
+	}
+}
+
+// orDefault sets *v to d when *v is its type's zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 

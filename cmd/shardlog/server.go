@@ -24,40 +24,40 @@ import (
 	"shardlog/node"
 )
 
-// serverFlags binds every node.Config field that an operator may set.
+// serverFlags binds every node.Config field that an operator may set; each flag's
+// default is cfg's value, which runServer takes from node.DefaultConfig.
 func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr *string) {
 	fs.StringVar(&cfg.Dir, "dir", "", "data directory (required); holds the node ID, Raft log and segments")
-	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address to bind")
+	fs.StringVar(&cfg.Host, "host", cfg.Host, "address to bind")
 	fs.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "address other nodes and clients dial (default --host)")
-	fs.IntVar(&cfg.Port, "port", 7400, "client gRPC port")
+	fs.IntVar(&cfg.Port, "port", cfg.Port, "client gRPC port")
 	fs.IntVar(&cfg.RaftPort, "raft-port", 0, "Raft transport port (default --port+1)")
 	fs.IntVar(&cfg.GossipPort, "gossip-port", 0, "gossip TCP+UDP port (default --port+2)")
 	join = fs.String("join", "", "client address(es) host:port[,host:port] of existing members; only used on first start")
 	fs.StringVar(&cfg.Zone, "zone", "", "failure domain (rack or availability zone) for placement")
-	fs.IntVar(&cfg.MetaVoters, "meta-voters", 3, "number of voting replicas of the meta group")
-	fs.IntVar(&cfg.MaxBatchBytes, "max-batch-bytes", 8<<20, "largest produced batch, bytes")
-	fs.IntVar(&cfg.MaxRecordBytes, "max-record-bytes", 1<<20, "largest record (key+value+headers), bytes")
-	fs.IntVar(&cfg.MaxFetchBytes, "max-fetch-bytes", 16<<20, "largest fetch answer, bytes")
-	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", 30*time.Second, "longest fetch long poll")
-	fs.IntVar(&cfg.MaxShardsPerTopic, "max-shards-per-topic", 4096, "most shards a topic may have")
-	fs.IntVar(&cfg.MaxTopics, "max-topics", 100000, "most topics the cluster may hold")
-	fs.IntVar(&cfg.MaxReplicationFactor, "max-replication-factor", 7, "highest replication factor (1..7)")
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "deadline for requests that arrive without one")
-	fs.DurationVar(&cfg.ProposalTimeout, "proposal-timeout", 2*time.Second, "one Raft proposal attempt; requests retry until their deadline")
-	fs.DurationVar(&cfg.SequenceWait, "sequence-wait", 500*time.Millisecond, "how long a producer's batch that overtook its predecessor waits for it before being proposed")
-	fs.Uint64Var(&cfg.RTTMillisecond, "rtt-ms", 50, "Raft tick in milliseconds")
-	fs.Uint64Var(&cfg.ElectionRTT, "election-ticks", 10, "Raft election timeout in ticks")
-	fs.Uint64Var(&cfg.HeartbeatRTT, "heartbeat-ticks", 2, "Raft heartbeat interval in ticks")
-	fs.Uint64Var(&cfg.SnapshotEntries, "snapshot-entries", 10000, "applied entries between Raft snapshots (lets the Raft log be compacted)")
-	fs.StringVar(&cfg.LogDB, "logdb", "pebble", "Raft log store: pebble, or tan (faster for few shards, but preallocates 64 MB of disk per replica; fixed at first start)")
-	fs.StringVar(&cfg.LogDBMemory, "logdb-memory", "medium", "Raft log memtables: tiny (4 MB), small (16 MB) or medium (64 MB); up to 4 per exec shard")
-	fs.Uint64Var(&cfg.ExecShards, "exec-shards", 4, "Raft step workers; fewer group more shards into one fsync (1, 2, 4, 8 or 16; fixed at first start)")
-	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", 30*time.Second, "how often shard leaders apply retention")
-	fs.BoolVar(&cfg.Quiesce, "quiesce", true, "let idle shards stop heartbeating (dragonboat quiesce); the first request wakes a shard")
-	fs.DurationVar(&cfg.DownProbeTimeout, "down-probe-timeout", time.Second, "how long a direct call to a node gossip reports failed may take before the node counts as down (its shards elect new leaders, routing skips it)")
-	fs.DurationVar(&cfg.WakeInterval, "wake-interval", time.Second, "how often to wake quiesced replicas whose leader's node is not ALIVE so they elect a new leader (gossip failures also trigger it); negative disables")
-	cfg.MinFreeDiskBytes = 1 << 30
-	fs.Func("min-free-disk", "free space the data directory's file system must keep (e.g. 512MiB, 2GiB, 10GB); below it produces to the shards this node holds are refused with ResourceExhausted until space is freed; 0 disables (default 1GiB)", func(s string) error {
+	fs.IntVar(&cfg.MetaVoters, "meta-voters", cfg.MetaVoters, "number of voting replicas of the meta group")
+	fs.IntVar(&cfg.MaxBatchBytes, "max-batch-bytes", cfg.MaxBatchBytes, "largest produced batch, bytes")
+	fs.IntVar(&cfg.MaxRecordBytes, "max-record-bytes", cfg.MaxRecordBytes, "largest record (key+value+headers), bytes")
+	fs.IntVar(&cfg.MaxFetchBytes, "max-fetch-bytes", cfg.MaxFetchBytes, "largest fetch answer, bytes")
+	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest fetch long poll")
+	fs.IntVar(&cfg.MaxShardsPerTopic, "max-shards-per-topic", cfg.MaxShardsPerTopic, "most shards a topic may have")
+	fs.IntVar(&cfg.MaxTopics, "max-topics", cfg.MaxTopics, "most topics the cluster may hold")
+	fs.IntVar(&cfg.MaxReplicationFactor, "max-replication-factor", cfg.MaxReplicationFactor, "highest replication factor (1..7)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "deadline for requests that arrive without one")
+	fs.DurationVar(&cfg.ProposalTimeout, "proposal-timeout", cfg.ProposalTimeout, "one Raft proposal attempt; requests retry until their deadline")
+	fs.DurationVar(&cfg.SequenceWait, "sequence-wait", cfg.SequenceWait, "how long a producer's batch that overtook its predecessor waits for it before being proposed")
+	fs.Uint64Var(&cfg.RTTMillisecond, "rtt-ms", cfg.RTTMillisecond, "Raft tick in milliseconds")
+	fs.Uint64Var(&cfg.ElectionRTT, "election-ticks", cfg.ElectionRTT, "Raft election timeout in ticks")
+	fs.Uint64Var(&cfg.HeartbeatRTT, "heartbeat-ticks", cfg.HeartbeatRTT, "Raft heartbeat interval in ticks")
+	fs.Uint64Var(&cfg.SnapshotEntries, "snapshot-entries", cfg.SnapshotEntries, "applied entries between Raft snapshots (lets the Raft log be compacted)")
+	fs.StringVar(&cfg.LogDB, "logdb", cfg.LogDB, "Raft log store: pebble, or tan (faster for few shards, but preallocates 64 MB of disk per replica; fixed at first start)")
+	fs.StringVar(&cfg.LogDBMemory, "logdb-memory", cfg.LogDBMemory, "Raft log memtables: tiny (4 MB), small (16 MB) or medium (64 MB); up to 4 per exec shard")
+	fs.Uint64Var(&cfg.ExecShards, "exec-shards", cfg.ExecShards, "Raft step workers; fewer group more shards into one fsync (1, 2, 4, 8 or 16; fixed at first start)")
+	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", cfg.RetentionInterval, "how often shard leaders apply retention")
+	fs.BoolVar(&cfg.Quiesce, "quiesce", cfg.Quiesce, "let idle shards stop heartbeating (dragonboat quiesce); the first request wakes a shard")
+	fs.DurationVar(&cfg.DownProbeTimeout, "down-probe-timeout", cfg.DownProbeTimeout, "how long a direct call to a node gossip reports failed may take before the node counts as down (its shards elect new leaders, routing skips it)")
+	fs.DurationVar(&cfg.WakeInterval, "wake-interval", cfg.WakeInterval, "how often to wake quiesced replicas whose leader's node is not ALIVE so they elect a new leader (gossip failures also trigger it); negative disables")
+	fs.Func("min-free-disk", "free space the data directory's file system must keep (e.g. 512MiB, 2GiB, 10GB); below it produces to the shards this node holds are refused with ResourceExhausted until space is freed; 0 disables (default "+byteSize(cfg.MinFreeDiskBytes).String()+")", func(s string) error {
 		b, err := parseByteSize(s)
 		if err != nil {
 			return err // the flag package names the flag
@@ -68,10 +68,11 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr 
 		}
 		return nil
 	})
-	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", 5*time.Second, "how often leaders hand shards to their preferred leader; negative disables")
+	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", cfg.LeaderBalanceInterval, "how often leaders hand shards to their preferred leader; negative disables")
 	pprofAddr = fs.String("pprof-addr", "", "serve Go's pprof endpoints (/debug/pprof/) on this host:port; empty disables")
 	logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
-	fs.Func("raft-log-level", "log level of dragonboat's own lines (Raft elections, transport): debug, info, warn, error (default error)", func(s string) error {
+	fs.Func("raft-log-level", "log level of dragonboat's own lines (Raft elections, transport): debug, info, warn, error (default "+
+		strings.ToLower(cfg.DragonboatLogLevel.Level().String())+")", func(s string) error {
 		l, err := parseLevel(s)
 		cfg.DragonboatLogLevel = l
 		return err
@@ -89,7 +90,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 func runServer(args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	cfg := node.Config{DragonboatLogLevel: slog.LevelError}
+	cfg := node.DefaultConfig()
 	join, logLevel, pprofAddr := serverFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return errUsage

@@ -42,19 +42,13 @@ func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	for i := range n {
 		ports := FreePorts(t, 3)
-		cfg := node.Config{
-			Dir:                filepath.Join(base, fmt.Sprintf("n%d", i)),
-			Host:               "127.0.0.1",
-			Port:               ports[0],
-			RaftPort:           ports[1],
-			GossipPort:         ports[2],
-			LogDBMemory:        "tiny",
-			GossipFast:         true,
-			Quiesce:            true, // as the server runs
-			RetentionInterval:  time.Second,
-			Logger:             log.With("test_node", i),
-			DragonboatLogLevel: slog.LevelError,
-		}
+		cfg := node.DefaultConfig()
+		cfg.Dir = filepath.Join(base, fmt.Sprintf("n%d", i))
+		cfg.Port, cfg.RaftPort, cfg.GossipPort = ports[0], ports[1], ports[2]
+		cfg.LogDBMemory = "tiny"
+		cfg.GossipFast = true
+		cfg.RetentionInterval = time.Second
+		cfg.Logger = log.With("test_node", i)
 		if i > 0 {
 			cfg.Join = []string{c.cfgs[0].ClientAddr()}
 		}
