@@ -25,7 +25,7 @@ const (
 	batchFailed                     // failed for good; waits for earlier batches' callbacks
 )
 
-// batch is a group of records for one shard. The Producer fills it under Producer.mu until
+// producerBatch is a group of records for one shard. The Producer fills it under Producer.mu until
 // it is sealed; from then on only the shard's sender goroutine touches it.
 type producerBatch struct {
 	shard    uint32
