@@ -66,7 +66,7 @@ func TestServerMinFreeDiskFlag(t *testing.T) {
 	for _, tc := range tests {
 		fs := flag.NewFlagSet("server", flag.ContinueOnError)
 		fs.SetOutput(new(bytes.Buffer))
-		var cfg node.Config
+		cfg := node.DefaultConfig()
 		serverFlags(fs, &cfg)
 		err := fs.Parse(tc.args)
 		if (err != nil) != tc.wantErr || (err == nil && cfg.MinFreeDiskBytes != tc.want) {
