@@ -76,18 +76,9 @@ func (s *State) createTopic(index uint64, ct *CreateTopic) ([]byte, *Error) {
 	if len(s.Topics) >= limits.MaxTopics {
 		return nil, errorf(CodeResourceExhausted, "topic %q: the cluster already has the maximum of %d topics", spec.Name, limits.MaxTopics)
 	}
-	candidates := make([]placement.Node, 0, len(ct.Candidates))
-	seen := make(map[uint64]bool, len(ct.Candidates))
-	for _, c := range ct.Candidates {
-		n, ok := s.Nodes[NodeID(c.ID)]
-		if !ok {
-			return nil, errorf(CodeFailedPrecondition, "topic %q: candidate node %d is not registered", spec.Name, c.ID)
-		}
-		if seen[c.ID] {
-			return nil, errorf(CodeInvalidArgument, "topic %q: candidate node %d is listed twice", spec.Name, c.ID)
-		}
-		seen[c.ID] = true
-		candidates = append(candidates, placement.Node{ID: c.ID, Zone: n.Zone})
+	candidates, cerr := s.candidates(spec.Name, ct.Candidates)
+	if cerr != nil {
+		return nil, cerr
 	}
 	if int(spec.ReplicationFactor) > len(candidates) {
 		return nil, errorf(CodeFailedPrecondition, "replication factor %d exceeds the %d live nodes", spec.ReplicationFactor, len(candidates))
@@ -116,6 +107,25 @@ func (s *State) createTopic(index uint64, ct *CreateTopic) ([]byte, *Error) {
 	}
 	s.Topics[spec.Name] = t
 	return mustJSON(t), nil
+}
+
+// candidates returns the candidate nodes of topic name with their registered
+// zones, which placement keeps a shard's replicas apart by.
+func (s *State) candidates(name string, ids []NodeID) ([]placement.Node, *Error) {
+	out := make([]placement.Node, 0, len(ids))
+	seen := make(map[NodeID]bool, len(ids))
+	for _, id := range ids {
+		n, ok := s.Nodes[id]
+		if !ok {
+			return nil, errorf(CodeFailedPrecondition, "topic %q: candidate node %d is not registered", name, uint64(id))
+		}
+		if seen[id] {
+			return nil, errorf(CodeInvalidArgument, "topic %q: candidate node %d is listed twice", name, uint64(id))
+		}
+		seen[id] = true
+		out = append(out, placement.Node{ID: uint64(id), Zone: n.Zone})
+	}
+	return out, nil
 }
 
 // deleteTopic removes a topic, returning its JSON.

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"shardlog/placement"
 )
 
 // testState returns a state with nodes 1..n registered in zones z0, z1, ...
@@ -25,15 +23,9 @@ func testState(t *testing.T, n int) *State {
 	return s
 }
 
-func candidates(ids ...uint64) []placement.Node {
-	out := make([]placement.Node, len(ids))
-	for i, id := range ids {
-		out[i] = placement.Node{ID: id}
-	}
-	return out
-}
+func candidates(ids ...NodeID) []NodeID { return ids }
 
-func createCmd(spec TopicSpec, cands []placement.Node, l Limits) Command {
+func createCmd(spec TopicSpec, cands []NodeID, l Limits) Command {
 	return Command{Op: OpCreateTopic, CreateTopic: &CreateTopic{Spec: spec, Candidates: cands, Limits: l}}
 }
 
@@ -152,8 +144,8 @@ func checkCreated(t *testing.T, s *State, topic *Topic, ct *CreateTopic) {
 		t.Fatalf("state topic %+v differs from result %+v", got, topic)
 	}
 	allowed := map[NodeID]bool{}
-	for _, c := range ct.Candidates {
-		allowed[NodeID(c.ID)] = true
+	for _, id := range ct.Candidates {
+		allowed[id] = true
 	}
 	for i, sh := range topic.ShardList {
 		if sh.Index != uint32(i) || sh.ShardID < FirstDataShardID || len(sh.Replicas) != int(ct.Spec.ReplicationFactor) {
@@ -295,10 +287,11 @@ func TestMetaApplyUsesRegisteredZones(t *testing.T) {
 	for i, z := range []string{"a", "a", "b"} {
 		s.Apply(uint64(i+1), Command{Op: OpRegisterNode, RegisterNode: &Node{ID: NodeID(i + 1), Zone: z}})
 	}
-	// The proposer's zones claim three zones; the registered ones are two,
-	// so each shard must span both registered zones.
-	cands := []placement.Node{{ID: 1, Zone: "x"}, {ID: 2, Zone: "y"}, {ID: 3, Zone: "z"}}
-	topic, err := ResultTopic(s.Apply(9, createCmd(spec("t", 6, 2), cands, Limits{})))
+	// An entry in the old candidate form claims three zones; the registered
+	// ones are two, so each shard must span both registered zones.
+	old := `{"op":"create_topic","create_topic":{"spec":{"name":"t","shards":6,"replication_factor":2},` +
+		`"candidates":[{"ID":1,"Zone":"x"},{"ID":2,"Zone":"y"},{"ID":3,"Zone":"z"}],"limits":{}}}`
+	topic, err := ResultTopic(s.ApplyBytes(9, []byte(old)))
 	if err != nil {
 		t.Fatal(err)
 	}

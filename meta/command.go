@@ -1,10 +1,9 @@
 package meta
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
-
-	"shardlog/placement"
 )
 
 // Command operations: the "op" field of an encoded Command.
@@ -34,11 +33,54 @@ type Command struct {
 type CreateTopic struct {
 	// Spec is the requested topic.
 	Spec TopicSpec `json:"spec"`
-	// Candidates are the live nodes the proposer allows replicas on; each
-	// must be registered. The registered zone is used, not this one.
-	Candidates []placement.Node `json:"candidates"`
+	// Candidates are the IDs of the live nodes the proposer allows replicas
+	// on; each must be registered, and apply places by its registered zone.
+	Candidates []NodeID `json:"candidates"`
 	// Limits are the proposer's configured limits; zero fields mean defaults.
 	Limits Limits `json:"limits"`
+}
+
+// UnmarshalJSON decodes a CreateTopic whose candidates are node IDs
+// ([1,2]) or, as entries written to the meta log before the candidates
+// became IDs hold them, placement's node objects ([{"ID":1,"Zone":"a"}]).
+// The zone of an old entry is dropped: apply always used the registered one.
+func (ct *CreateTopic) UnmarshalJSON(b []byte) error {
+	type plain CreateTopic // without this method
+	var raw struct {
+		plain
+		Candidates []json.RawMessage `json:"candidates"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("create_topic: %w", err)
+	}
+	*ct = CreateTopic(raw.plain)
+	ct.Candidates = nil
+	if raw.Candidates != nil {
+		ct.Candidates = make([]NodeID, len(raw.Candidates))
+	}
+	for i, c := range raw.Candidates {
+		id, err := decodeCandidate(c)
+		if err != nil {
+			return fmt.Errorf("create_topic: candidate %d: %w", i, err)
+		}
+		ct.Candidates[i] = id
+	}
+	return nil
+}
+
+// decodeCandidate reads one candidate: a node ID, or an object with an "ID"
+// field (the old form, matched case-insensitively as encoding/json does).
+func decodeCandidate(b json.RawMessage) (NodeID, error) {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		var old struct {
+			ID NodeID `json:"ID"`
+		}
+		err := json.Unmarshal(t, &old)
+		return old.ID, err
+	}
+	var id NodeID
+	err := json.Unmarshal(b, &id)
+	return id, err
 }
 
 // DeleteTopic asks for a topic to be deleted.

@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"shardlog/placement"
 )
 
 func TestMetaValidateTopicName(t *testing.T) {
@@ -117,9 +115,9 @@ func randomLog(r *rand.Rand, n int) []Command {
 				ClientAddr: fmt.Sprintf("127.0.0.1:%d", 7400+r.IntN(10)),
 			}}
 		case 1, 2:
-			var cands []placement.Node
+			var cands []NodeID
 			for _, i := range r.Perm(6)[:r.IntN(6)] {
-				cands = append(cands, placement.Node{ID: uint64(i)})
+				cands = append(cands, NodeID(i))
 			}
 			c = createCmd(TopicSpec{
 				Name: fmt.Sprintf("t%d", r.IntN(8)), Shards: uint32(r.IntN(6)),

@@ -13,7 +13,6 @@ import (
 
 	"shardlog/gossip"
 	"shardlog/meta"
-	"shardlog/placement"
 	pb "shardlog/proto/shardlogv1"
 )
 
@@ -45,11 +44,11 @@ func (n *Node) metaLimits() meta.Limits {
 }
 
 // liveNodes are the registered nodes gossip reports ALIVE: the candidates for new replicas.
-func (n *Node) liveNodes(v *meta.State) []placement.Node {
-	var out []placement.Node
+func (n *Node) liveNodes(v *meta.State) []meta.NodeID {
+	var out []meta.NodeID
 	for _, nd := range v.SortedNodes() {
 		if n.nodeState(nd.ID) == gossip.StateAlive {
-			out = append(out, placement.Node{ID: uint64(nd.ID), Zone: nd.Zone})
+			out = append(out, nd.ID)
 		}
 	}
 	return out
