@@ -22,11 +22,24 @@ type Command struct {
 	// Op names the operation and thus the payload.
 	Op string `json:"op"`
 	// RegisterNode is the node to insert or update (OpRegisterNode).
-	RegisterNode *Node `json:"register_node,omitempty"`
+	RegisterNode *RegisterNode `json:"register_node,omitempty"`
 	// CreateTopic is the topic to create (OpCreateTopic).
 	CreateTopic *CreateTopic `json:"create_topic,omitempty"`
 	// DeleteTopic names the topic to delete (OpDeleteTopic).
 	DeleteTopic *DeleteTopic `json:"delete_topic,omitempty"`
+}
+
+// RegisterNode asks for a node to be inserted or updated. Its JSON is the
+// node's with meta_voters added, so entries written before the field existed
+// decode with MetaVoters zero.
+type RegisterNode struct {
+	Node
+	// MetaVoters is the number of meta voters the proposer is configured for.
+	// Above zero (a join), apply chooses Node.MetaVoter itself: a registered
+	// node keeps its flag, a new one votes while fewer than MetaVoters nodes
+	// do. Zero (the node re-registering itself, and every entry written
+	// before the field existed) applies Node.MetaVoter as given.
+	MetaVoters int `json:"meta_voters,omitempty"`
 }
 
 // CreateTopic asks for a topic to be created and placed.
