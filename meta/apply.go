@@ -12,7 +12,7 @@ import (
 
 // Result is the outcome of applying one command, as dragonboat returns it to
 // the proposer: Value is the Code (0 on success); Data is the error message,
-// or the JSON of the created or deleted Topic.
+// the JSON of the created or deleted Topic, or of the registered Node.
 type Result = statemachine.Result
 
 // ApplyBytes decodes and applies one log entry. Undecodable bytes give a
@@ -35,7 +35,7 @@ func (s *State) Apply(index uint64, c Command) Result {
 	var data []byte
 	switch {
 	case c.Op == OpRegisterNode && c.RegisterNode != nil:
-		err = s.registerNode(index, *c.RegisterNode)
+		data, err = s.registerNode(index, *c.RegisterNode)
 	case c.Op == OpCreateTopic && c.CreateTopic != nil:
 		data, err = s.createTopic(index, c.CreateTopic)
 	case c.Op == OpDeleteTopic && c.DeleteTopic != nil:
@@ -49,18 +49,46 @@ func (s *State) Apply(index uint64, c Command) Result {
 	return Result{Value: uint64(CodeOK), Data: data}
 }
 
-// registerNode inserts node n or updates its addresses, zone and MetaVoter.
-func (s *State) registerNode(index uint64, n Node) *Error {
+// registerNode inserts the node or updates its addresses, zone and MetaVoter,
+// returning the JSON of the node as recorded.
+//
+// NB: with rn.MetaVoters set the voter choice is made here, in log order, and
+// not by the proposer from its view: two joins proposed at once (or through
+// two meta leaders in turn) would both see three voters and both become the
+// fourth.
+func (s *State) registerNode(index uint64, rn RegisterNode) ([]byte, *Error) {
+	n := rn.Node
 	if n.ID == 0 {
-		return errorf(CodeInvalidArgument, "node ID 0 is invalid")
+		return nil, errorf(CodeInvalidArgument, "node ID 0 is invalid")
 	}
-	if old, ok := s.Nodes[n.ID]; ok {
+	if rn.MetaVoters < 0 {
+		return nil, errorf(CodeInvalidArgument, "node %d: meta_voters %d is negative", uint64(n.ID), rn.MetaVoters)
+	}
+	old, ok := s.Nodes[n.ID]
+	switch {
+	case rn.MetaVoters > 0 && ok:
+		n.MetaVoter = old.MetaVoter
+	case rn.MetaVoters > 0:
+		n.MetaVoter = s.metaVoters() < rn.MetaVoters
+	}
+	if ok {
 		n.JoinedIndex = old.JoinedIndex
 	} else {
 		n.JoinedIndex = index
 	}
 	s.Nodes[n.ID] = &n
-	return nil
+	return mustJSON(n), nil
+}
+
+// metaVoters counts the registered nodes that vote in the meta group.
+func (s *State) metaVoters() int {
+	voters := 0
+	for _, n := range s.Nodes {
+		if n.MetaVoter {
+			voters++
+		}
+	}
+	return voters
 }
 
 // createTopic validates, places and records a topic, returning its JSON.
@@ -76,18 +104,9 @@ func (s *State) createTopic(index uint64, ct *CreateTopic) ([]byte, *Error) {
 	if len(s.Topics) >= limits.MaxTopics {
 		return nil, errorf(CodeResourceExhausted, "topic %q: the cluster already has the maximum of %d topics", spec.Name, limits.MaxTopics)
 	}
-	candidates := make([]placement.Node, 0, len(ct.Candidates))
-	seen := make(map[uint64]bool, len(ct.Candidates))
-	for _, c := range ct.Candidates {
-		n, ok := s.Nodes[NodeID(c.ID)]
-		if !ok {
-			return nil, errorf(CodeFailedPrecondition, "topic %q: candidate node %d is not registered", spec.Name, c.ID)
-		}
-		if seen[c.ID] {
-			return nil, errorf(CodeInvalidArgument, "topic %q: candidate node %d is listed twice", spec.Name, c.ID)
-		}
-		seen[c.ID] = true
-		candidates = append(candidates, placement.Node{ID: c.ID, Zone: n.Zone})
+	candidates, cerr := s.candidates(spec.Name, ct.Candidates)
+	if cerr != nil {
+		return nil, cerr
 	}
 	if int(spec.ReplicationFactor) > len(candidates) {
 		return nil, errorf(CodeFailedPrecondition, "replication factor %d exceeds the %d live nodes", spec.ReplicationFactor, len(candidates))
@@ -116,6 +135,25 @@ func (s *State) createTopic(index uint64, ct *CreateTopic) ([]byte, *Error) {
 	}
 	s.Topics[spec.Name] = t
 	return mustJSON(t), nil
+}
+
+// candidates returns the candidate nodes of topic name with their registered
+// zones, which placement keeps a shard's replicas apart by.
+func (s *State) candidates(name string, ids []NodeID) ([]placement.Node, *Error) {
+	out := make([]placement.Node, 0, len(ids))
+	seen := make(map[NodeID]bool, len(ids))
+	for _, id := range ids {
+		n, ok := s.Nodes[id]
+		if !ok {
+			return nil, errorf(CodeFailedPrecondition, "topic %q: candidate node %d is not registered", name, uint64(id))
+		}
+		if seen[id] {
+			return nil, errorf(CodeInvalidArgument, "topic %q: candidate node %d is listed twice", name, uint64(id))
+		}
+		seen[id] = true
+		out = append(out, placement.Node{ID: uint64(id), Zone: n.Zone})
+	}
+	return out, nil
 }
 
 // deleteTopic removes a topic, returning its JSON.

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"shardlog/placement"
 )
 
 // testState returns a state with nodes 1..n registered in zones z0, z1, ...
@@ -15,9 +13,9 @@ func testState(t *testing.T, n int) *State {
 	t.Helper()
 	s := NewState()
 	for i := 1; i <= n; i++ {
-		r := s.Apply(uint64(i), Command{Op: OpRegisterNode, RegisterNode: &Node{
+		r := s.Apply(uint64(i), register(Node{
 			ID: NodeID(i), ClientAddr: "127.0.0.1:7400", Zone: "z" + string(rune('0'+i-1)),
-		}})
+		}))
 		if err := ResultError(r); err != nil {
 			t.Fatalf("register node %d: %v", i, err)
 		}
@@ -25,15 +23,15 @@ func testState(t *testing.T, n int) *State {
 	return s
 }
 
-func candidates(ids ...uint64) []placement.Node {
-	out := make([]placement.Node, len(ids))
-	for i, id := range ids {
-		out[i] = placement.Node{ID: id}
-	}
-	return out
+// register returns the command that registers n as the node itself does:
+// with its MetaVoter flag as given.
+func register(n Node) Command {
+	return Command{Op: OpRegisterNode, RegisterNode: &RegisterNode{Node: n}}
 }
 
-func createCmd(spec TopicSpec, cands []placement.Node, l Limits) Command {
+func candidates(ids ...NodeID) []NodeID { return ids }
+
+func createCmd(spec TopicSpec, cands []NodeID, l Limits) Command {
 	return Command{Op: OpCreateTopic, CreateTopic: &CreateTopic{Spec: spec, Candidates: cands, Limits: l}}
 }
 
@@ -52,7 +50,7 @@ func stateJSON(t *testing.T, s *State) string {
 
 func TestMetaApplyRegisterNode(t *testing.T) {
 	s := testState(t, 1)
-	r := s.Apply(10, Command{Op: OpRegisterNode, RegisterNode: &Node{ID: 1, ClientAddr: "h:1", RaftAddr: "h:2", GossipAddr: "h:3", Zone: "b", MetaVoter: true, JoinedIndex: 99}})
+	r := s.Apply(10, register(Node{ID: 1, ClientAddr: "h:1", RaftAddr: "h:2", GossipAddr: "h:3", Zone: "b", MetaVoter: true, JoinedIndex: 99}))
 	if err := ResultError(r); err != nil {
 		t.Fatal(err)
 	}
@@ -60,12 +58,12 @@ func TestMetaApplyRegisterNode(t *testing.T) {
 	if got := *s.Nodes[1]; got != want {
 		t.Fatalf("updated node = %+v, want %+v", got, want)
 	}
-	s.Apply(11, Command{Op: OpRegisterNode, RegisterNode: &Node{ID: 7}})
+	s.Apply(11, register(Node{ID: 7}))
 	if s.Nodes[7].JoinedIndex != 11 || s.Index != 11 {
 		t.Fatalf("new node joined at %d, state index %d", s.Nodes[7].JoinedIndex, s.Index)
 	}
 	before := stateJSON(t, s)
-	r = s.Apply(12, Command{Op: OpRegisterNode, RegisterNode: &Node{ID: 0}})
+	r = s.Apply(12, register(Node{ID: 0}))
 	if !errors.Is(ResultError(r), ErrInvalidArgument) {
 		t.Fatalf("node 0: got %v", ResultError(r))
 	}
@@ -152,8 +150,8 @@ func checkCreated(t *testing.T, s *State, topic *Topic, ct *CreateTopic) {
 		t.Fatalf("state topic %+v differs from result %+v", got, topic)
 	}
 	allowed := map[NodeID]bool{}
-	for _, c := range ct.Candidates {
-		allowed[NodeID(c.ID)] = true
+	for _, id := range ct.Candidates {
+		allowed[id] = true
 	}
 	for i, sh := range topic.ShardList {
 		if sh.Index != uint32(i) || sh.ShardID < FirstDataShardID || len(sh.Replicas) != int(ct.Spec.ReplicationFactor) {
@@ -293,12 +291,13 @@ func TestMetaIDsNeverReusedAfterDelete(t *testing.T) {
 func TestMetaApplyUsesRegisteredZones(t *testing.T) {
 	s := NewState()
 	for i, z := range []string{"a", "a", "b"} {
-		s.Apply(uint64(i+1), Command{Op: OpRegisterNode, RegisterNode: &Node{ID: NodeID(i + 1), Zone: z}})
+		s.Apply(uint64(i+1), register(Node{ID: NodeID(i + 1), Zone: z}))
 	}
-	// The proposer's zones claim three zones; the registered ones are two,
-	// so each shard must span both registered zones.
-	cands := []placement.Node{{ID: 1, Zone: "x"}, {ID: 2, Zone: "y"}, {ID: 3, Zone: "z"}}
-	topic, err := ResultTopic(s.Apply(9, createCmd(spec("t", 6, 2), cands, Limits{})))
+	// An entry in the old candidate form claims three zones; the registered
+	// ones are two, so each shard must span both registered zones.
+	old := `{"op":"create_topic","create_topic":{"spec":{"name":"t","shards":6,"replication_factor":2},` +
+		`"candidates":[{"ID":1,"Zone":"x"},{"ID":2,"Zone":"y"},{"ID":3,"Zone":"z"}],"limits":{}}}`
+	topic, err := ResultTopic(s.ApplyBytes(9, []byte(old)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,5 +329,140 @@ func TestMetaResultErrors(t *testing.T) {
 	}
 	if s := Code(77).String(); s != "Code(77)" {
 		t.Fatalf("unknown code string %q", s)
+	}
+}
+
+// join returns the command a meta leader proposes for a joining node.
+func join(id NodeID, metaVoter bool, metaVoters int) Command {
+	return Command{Op: OpRegisterNode, RegisterNode: &RegisterNode{
+		Node:       Node{ID: id, ClientAddr: "h:1", RaftAddr: "h:2", GossipAddr: "h:3", MetaVoter: metaVoter},
+		MetaVoters: metaVoters,
+	}}
+}
+
+// voterState returns a state with nodes 1..voters as meta voters and the
+// next nonVoters nodes as non-voting members.
+func voterState(t *testing.T, voters, nonVoters int) *State {
+	t.Helper()
+	s := NewState()
+	for i := 1; i <= voters+nonVoters; i++ {
+		if err := ResultError(s.Apply(uint64(i), register(Node{ID: NodeID(i), MetaVoter: i <= voters}))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func TestMetaApplyJoinChoosesMetaVoter(t *testing.T) {
+	tests := []struct {
+		name              string
+		voters, nonVoters int
+		cmd               Command
+		wantVoter         bool
+		wantJoined        uint64
+	}{
+		{name: "first node votes", cmd: join(9, false, 3), wantVoter: true, wantJoined: 100},
+		{name: "votes while fewer than wanted", voters: 2, cmd: join(9, false, 3), wantVoter: true, wantJoined: 100},
+		{name: "non-voting once wanted reached", voters: 3, cmd: join(9, false, 3), wantJoined: 100},
+		{name: "non-voters do not count", voters: 2, nonVoters: 4, cmd: join(9, false, 3), wantVoter: true, wantJoined: 100},
+		{name: "proposer's flag is ignored", voters: 3, cmd: join(9, true, 3), wantJoined: 100},
+		{name: "one wanted voter", voters: 1, nonVoters: 1, cmd: join(9, true, 1), wantJoined: 100},
+		{name: "registered voter keeps its vote above wanted", voters: 5, cmd: join(2, false, 3), wantVoter: true, wantJoined: 2},
+		{name: "registered non-voter stays non-voting below wanted", voters: 1, nonVoters: 1, cmd: join(2, true, 3), wantJoined: 2},
+		{name: "without meta_voters the flag is applied as given", voters: 3, cmd: join(9, true, 0), wantVoter: true, wantJoined: 100},
+		{name: "without meta_voters a voter can be demoted as before", voters: 3, cmd: join(2, false, 0), wantJoined: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := voterState(t, tt.voters, tt.nonVoters)
+			r := s.Apply(100, tt.cmd)
+			got, err := ResultNode(r)
+			if err != nil {
+				t.Fatalf("ResultNode: %v", err)
+			}
+			id := tt.cmd.RegisterNode.ID
+			if got.MetaVoter != tt.wantVoter || got.JoinedIndex != tt.wantJoined || got.ID != id {
+				t.Fatalf("result node %+v, want voter %v joined at %d", got, tt.wantVoter, tt.wantJoined)
+			}
+			if *s.Nodes[id] != *got || s.Nodes[id].ClientAddr != "h:1" {
+				t.Fatalf("state node %+v differs from result %+v", s.Nodes[id], got)
+			}
+		})
+	}
+}
+
+func TestMetaApplyConcurrentJoinsMakeOneFourthVoter(t *testing.T) {
+	s := voterState(t, 2, 0)
+	// Both leaders saw two voters; the log orders their proposals.
+	a, err := ResultNode(s.Apply(10, join(30, true, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ResultNode(s.Apply(11, join(31, true, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.MetaVoter || b.MetaVoter || s.metaVoters() != 3 {
+		t.Fatalf("first joiner voter %v, second %v, %d voters; want true, false, 3", a.MetaVoter, b.MetaVoter, s.metaVoters())
+	}
+	// A retried join of the first node gets the same answer.
+	again, err := ResultNode(s.Apply(12, join(30, false, 3)))
+	if err != nil || !again.MetaVoter || again.JoinedIndex != 10 {
+		t.Fatalf("retried join: %+v, %v", again, err)
+	}
+}
+
+func TestMetaApplyOldRegisterNodeEntry(t *testing.T) {
+	// RegisterNode entries as written before meta_voters existed: the flag the
+	// proposer chose is applied as given, even above three voters.
+	tests := []struct {
+		name      string
+		entry     string
+		wantVoter bool
+	}{
+		{
+			name:      "voter",
+			entry:     `{"op":"register_node","register_node":{"id":9,"client_addr":"h:1","raft_addr":"h:2","gossip_addr":"h:3","zone":"a","meta_voter":true,"joined_index":0}}`,
+			wantVoter: true,
+		},
+		{
+			name:  "non-voter",
+			entry: `{"op":"register_node","register_node":{"id":9,"client_addr":"h:1","raft_addr":"h:2","gossip_addr":"h:3","zone":"a","meta_voter":false,"joined_index":0}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := voterState(t, 3, 0)
+			c, err := Decode([]byte(tt.entry))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.RegisterNode.MetaVoters != 0 {
+				t.Fatalf("old entry decoded with meta_voters %d", c.RegisterNode.MetaVoters)
+			}
+			if err := ResultError(s.ApplyBytes(50, []byte(tt.entry))); err != nil {
+				t.Fatal(err)
+			}
+			want := Node{ID: 9, ClientAddr: "h:1", RaftAddr: "h:2", GossipAddr: "h:3", Zone: "a", MetaVoter: tt.wantVoter, JoinedIndex: 50}
+			if *s.Nodes[9] != want {
+				t.Fatalf("node %+v, want %+v", *s.Nodes[9], want)
+			}
+		})
+	}
+}
+
+func TestMetaApplyRegisterNodeNegativeMetaVotersFails(t *testing.T) {
+	s := voterState(t, 1, 0)
+	before := stateJSON(t, s)
+	r := s.Apply(5, join(9, false, -1))
+	if !errors.Is(ResultError(r), ErrInvalidArgument) {
+		t.Fatalf("got %v", ResultError(r))
+	}
+	s.Index = 1
+	if stateJSON(t, s) != before {
+		t.Fatal("invalid register changed the state")
+	}
+	if _, err := ResultNode(Result{}); !errors.Is(err, ErrNoNode) {
+		t.Fatalf("empty success: %v", err)
 	}
 }

@@ -1,10 +1,9 @@
 package meta
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
-
-	"shardlog/placement"
 )
 
 // Command operations: the "op" field of an encoded Command.
@@ -23,22 +22,78 @@ type Command struct {
 	// Op names the operation and thus the payload.
 	Op string `json:"op"`
 	// RegisterNode is the node to insert or update (OpRegisterNode).
-	RegisterNode *Node `json:"register_node,omitempty"`
+	RegisterNode *RegisterNode `json:"register_node,omitempty"`
 	// CreateTopic is the topic to create (OpCreateTopic).
 	CreateTopic *CreateTopic `json:"create_topic,omitempty"`
 	// DeleteTopic names the topic to delete (OpDeleteTopic).
 	DeleteTopic *DeleteTopic `json:"delete_topic,omitempty"`
 }
 
+// RegisterNode asks for a node to be inserted or updated. Its JSON is the
+// node's with meta_voters added, so entries written before the field existed
+// decode with MetaVoters zero.
+type RegisterNode struct {
+	Node
+	// MetaVoters is the number of meta voters the proposer is configured for.
+	// Above zero (a join), apply chooses Node.MetaVoter itself: a registered
+	// node keeps its flag, a new one votes while fewer than MetaVoters nodes
+	// do. Zero (the node re-registering itself, and every entry written
+	// before the field existed) applies Node.MetaVoter as given.
+	MetaVoters int `json:"meta_voters,omitempty"`
+}
+
 // CreateTopic asks for a topic to be created and placed.
 type CreateTopic struct {
 	// Spec is the requested topic.
 	Spec TopicSpec `json:"spec"`
-	// Candidates are the live nodes the proposer allows replicas on; each
-	// must be registered. The registered zone is used, not this one.
-	Candidates []placement.Node `json:"candidates"`
+	// Candidates are the IDs of the live nodes the proposer allows replicas
+	// on; each must be registered, and apply places by its registered zone.
+	Candidates []NodeID `json:"candidates"`
 	// Limits are the proposer's configured limits; zero fields mean defaults.
 	Limits Limits `json:"limits"`
+}
+
+// UnmarshalJSON decodes a CreateTopic whose candidates are node IDs
+// ([1,2]) or, as entries written to the meta log before the candidates
+// became IDs hold them, placement's node objects ([{"ID":1,"Zone":"a"}]).
+// The zone of an old entry is dropped: apply always used the registered one.
+func (ct *CreateTopic) UnmarshalJSON(b []byte) error {
+	type plain CreateTopic // without this method
+	var raw struct {
+		plain
+		Candidates []json.RawMessage `json:"candidates"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("create_topic: %w", err)
+	}
+	*ct = CreateTopic(raw.plain)
+	ct.Candidates = nil
+	if raw.Candidates != nil {
+		ct.Candidates = make([]NodeID, len(raw.Candidates))
+	}
+	for i, c := range raw.Candidates {
+		id, err := decodeCandidate(c)
+		if err != nil {
+			return fmt.Errorf("create_topic: candidate %d: %w", i, err)
+		}
+		ct.Candidates[i] = id
+	}
+	return nil
+}
+
+// decodeCandidate reads one candidate: a node ID, or an object with an "ID"
+// field (the old form, matched case-insensitively as encoding/json does).
+func decodeCandidate(b json.RawMessage) (NodeID, error) {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		var old struct {
+			ID NodeID `json:"ID"`
+		}
+		err := json.Unmarshal(t, &old)
+		return old.ID, err
+	}
+	var id NodeID
+	err := json.Unmarshal(b, &id)
+	return id, err
 }
 
 // DeleteTopic asks for a topic to be deleted.

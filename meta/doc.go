@@ -10,10 +10,11 @@
 // machine applies them with State.Apply, which is pure and deterministic: it
 // reads nothing but the state, the command and the Raft index, so every
 // replica of the meta group reaches the same state. Anything the apply needs
-// from the outside world (which nodes are live, the configured limits) travels
+// from the outside world (which nodes are live, the configured limits, the
+// wanted number of meta voters that decides a joining node's vote) travels
 // inside the command, chosen by the proposer. A command that fails validation
 // leaves the state unchanged except for State.Index and reports its error in
-// the Raft result: read it back with ResultError or ResultTopic.
+// the Raft result: read it back with ResultError, ResultTopic or ResultNode.
 //
 // NewStateMachine wraps State as a dragonboat regular (in-memory) state
 // machine. Lookup with any query returns a deep copy of the State that the

@@ -26,6 +26,9 @@ var (
 	// ErrNoTopic is returned by ResultTopic when a successful result carries
 	// no topic.
 	ErrNoTopic = errors.New("meta: result carries no topic")
+	// ErrNoNode is returned by ResultNode when a successful result carries
+	// no node.
+	ErrNoNode = errors.New("meta: result carries no node")
 )
 
 // Code classifies an apply error. Its values travel in Raft results, so they
@@ -127,15 +130,27 @@ func ResultError(r statemachine.Result) error {
 // ResultTopic returns the topic carried by the result of a CreateTopic or
 // DeleteTopic command, or the command's error.
 func ResultTopic(r statemachine.Result) (*Topic, error) {
+	return resultJSON[Topic](r, ErrNoTopic, "topic")
+}
+
+// ResultNode returns the node as recorded by a RegisterNode command, with the
+// MetaVoter flag the apply chose, or the command's error.
+func ResultNode(r statemachine.Result) (*Node, error) {
+	return resultJSON[Node](r, ErrNoNode, "node")
+}
+
+// resultJSON decodes the value a successful result carries as JSON; missing
+// is the error for a success without one.
+func resultJSON[T any](r statemachine.Result, missing error, what string) (*T, error) {
 	if err := ResultError(r); err != nil {
 		return nil, err
 	}
 	if len(r.Data) == 0 {
-		return nil, ErrNoTopic
+		return nil, missing
 	}
-	var t Topic
-	if err := json.Unmarshal(r.Data, &t); err != nil {
-		return nil, fmt.Errorf("meta: decode topic result: %w", err)
+	var v T
+	if err := json.Unmarshal(r.Data, &v); err != nil {
+		return nil, fmt.Errorf("meta: decode %s result: %w", what, err)
 	}
-	return &t, nil
+	return &v, nil
 }

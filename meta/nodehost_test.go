@@ -98,7 +98,7 @@ func TestMetaNodeHostCreateTopicAndSyncRead(t *testing.T) {
 	}
 
 	node := Node{ID: 77, ClientAddr: "127.0.0.1:7400", RaftAddr: addr, Zone: "a", MetaVoter: true}
-	if err := ResultError(propose(Command{Op: OpRegisterNode, RegisterNode: &node})); err != nil {
+	if err := ResultError(propose(register(node))); err != nil {
 		t.Fatal(err)
 	}
 	created, err := ResultTopic(propose(createCmd(spec("orders", 3, 1), candidates(77), Limits{})))

@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"shardlog/placement"
 )
 
 func TestMetaValidateTopicName(t *testing.T) {
@@ -112,14 +110,14 @@ func randomLog(r *rand.Rand, n int) []Command {
 		var c Command
 		switch r.IntN(5) {
 		case 0:
-			c = Command{Op: OpRegisterNode, RegisterNode: &Node{
+			c = Command{Op: OpRegisterNode, RegisterNode: &RegisterNode{Node: Node{
 				ID: NodeID(r.IntN(6)), Zone: fmt.Sprintf("z%d", r.IntN(3)), MetaVoter: r.IntN(2) == 0,
 				ClientAddr: fmt.Sprintf("127.0.0.1:%d", 7400+r.IntN(10)),
-			}}
+			}, MetaVoters: r.IntN(5) - 1}}
 		case 1, 2:
-			var cands []placement.Node
+			var cands []NodeID
 			for _, i := range r.Perm(6)[:r.IntN(6)] {
-				cands = append(cands, placement.Node{ID: uint64(i)})
+				cands = append(cands, NodeID(i))
 			}
 			c = createCmd(TopicSpec{
 				Name: fmt.Sprintf("t%d", r.IntN(8)), Shards: uint32(r.IntN(6)),

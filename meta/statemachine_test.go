@@ -14,7 +14,7 @@ func entry(index uint64, cmd []byte) statemachine.Entry {
 func TestMetaStateMachineUpdateAndLookup(t *testing.T) {
 	var applied []uint64
 	sm := NewStateMachine(func(i uint64) { applied = append(applied, i) })(ShardID, 1)
-	b, err := Encode(Command{Op: OpRegisterNode, RegisterNode: &Node{ID: 5}})
+	b, err := Encode(register(Node{ID: 5}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestMetaStateMachineConcurrentLookup(t *testing.T) {
 		}
 	}()
 	for i := range 200 {
-		b, _ := Encode(Command{Op: OpRegisterNode, RegisterNode: &Node{ID: NodeID(i + 1)}})
+		b, _ := Encode(register(Node{ID: NodeID(i + 1)}))
 		if _, err := sm.Update(entry(uint64(i+1), b)); err != nil {
 			t.Fatal(err)
 		}

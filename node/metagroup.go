@@ -197,7 +197,7 @@ func (n *Node) registerLoop() {
 				me.RaftAddr == n.cfg.RaftAddr() && me.GossipAddr == n.cfg.GossipAddr() && me.Zone == n.cfg.Zone {
 				return
 			}
-			_, _, err := n.proposeMeta(n.ctx, meta.Command{Op: meta.OpRegisterNode, RegisterNode: n.self(v)})
+			_, _, err := n.proposeMeta(n.ctx, meta.Command{Op: meta.OpRegisterNode, RegisterNode: &meta.RegisterNode{Node: n.self(v)}})
 			if err == nil {
 				n.notifyMeta(0)
 				continue
@@ -215,9 +215,10 @@ func (n *Node) registerLoop() {
 	}
 }
 
-// self describes this node for RegisterNode, keeping the voter flag the meta group has.
-func (n *Node) self(v *meta.State) *meta.Node {
-	me := &meta.Node{
+// self describes this node for RegisterNode, keeping the voter flag the meta group
+// has. It is registered without MetaVoters, so the apply takes that flag as given.
+func (n *Node) self(v *meta.State) meta.Node {
+	me := meta.Node{
 		ID:         meta.NodeID(n.id.NodeID),
 		ClientAddr: n.cfg.ClientAddr(),
 		RaftAddr:   n.cfg.RaftAddr(),

@@ -11,6 +11,7 @@ import (
 
 	"shardlog/gossip"
 	"shardlog/meta"
+	"shardlog/placement"
 	"shardlog/shard"
 )
 
@@ -218,27 +219,40 @@ func (n *Node) isLocalLeader(shardID uint64) bool {
 
 // balanceLeaders hands leadership of each shard this node leads to the shard's
 // preferred leader (its first replica, which placement spread evenly over nodes),
-// once that node has been ALIVE for a while. dragonboat elects whoever times out
-// first, which left one node leading 6 of 8 shards and another none.
+// once that node has been ALIVE for two intervals. It builds placement's view from
+// the meta view, gossip and the clock, and requests the transfers
+// placement.PlanLeaderTransfers plans.
 func (n *Node) balanceLeaders(now time.Time) {
 	v := n.view.Load()
 	if v == nil || n.gossip == nil {
 		return
 	}
+	view := placement.LeaderView{
+		Self:  n.id.NodeID,
+		Nodes: map[uint64]placement.Liveness{},
+		Grace: 2 * n.cfg.LeaderBalanceInterval,
+	}
+	for _, m := range n.gossip.Members() {
+		view.Nodes[m.NodeID] = placement.Liveness{Alive: m.State == gossip.StateAlive, AliveFor: now.Sub(m.Since)}
+	}
+	topics := map[uint64]string{}
 	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
 		sh := ref.Shard
-		if len(sh.Replicas) < 2 || uint64(sh.Replicas[0].NodeID) == n.id.NodeID || !n.isLocalLeader(sh.ShardID) {
+		if !n.isLocalLeader(sh.ShardID) {
 			continue
 		}
-		pref := sh.Replicas[0]
-		m, ok := n.gossip.Member(uint64(pref.NodeID))
-		if !ok || m.State != gossip.StateAlive || now.Sub(m.Since) < 2*n.cfg.LeaderBalanceInterval {
+		led := placement.LedShard{ShardID: sh.ShardID, Replicas: make([]placement.Replica, len(sh.Replicas))}
+		for i, r := range sh.Replicas {
+			led.Replicas[i] = placement.Replica{ReplicaID: r.ReplicaID, NodeID: uint64(r.NodeID)}
+		}
+		view.Led = append(view.Led, led)
+		topics[sh.ShardID] = ref.Topic
+	}
+	for _, tr := range placement.PlanLeaderTransfers(view) {
+		if err := n.nh.RequestLeaderTransfer(tr.ShardID, tr.ToReplica); err != nil {
+			n.log.Debug("leader transfer not started", "shard", tr.ShardID, "to", tr.ToNode, "err", err)
 			continue
 		}
-		if err := n.nh.RequestLeaderTransfer(sh.ShardID, pref.ReplicaID); err != nil {
-			n.log.Debug("leader transfer not started", "shard", sh.ShardID, "to", pref.NodeID, "err", err)
-			continue
-		}
-		n.log.Debug("leader transfer to preferred replica", "topic", ref.Topic, "shard", sh.ShardID, "to", pref.NodeID)
+		n.log.Debug("leader transfer to preferred replica", "topic", topics[tr.ShardID], "shard", tr.ShardID, "to", tr.ToNode)
 	}
 }

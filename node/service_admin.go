@@ -13,7 +13,6 @@ import (
 
 	"shardlog/gossip"
 	"shardlog/meta"
-	"shardlog/placement"
 	pb "shardlog/proto/shardlogv1"
 )
 
@@ -45,11 +44,11 @@ func (n *Node) metaLimits() meta.Limits {
 }
 
 // liveNodes are the registered nodes gossip reports ALIVE: the candidates for new replicas.
-func (n *Node) liveNodes(v *meta.State) []placement.Node {
-	var out []placement.Node
+func (n *Node) liveNodes(v *meta.State) []meta.NodeID {
+	var out []meta.NodeID
 	for _, nd := range v.SortedNodes() {
 		if n.nodeState(nd.ID) == gossip.StateAlive {
-			out = append(out, placement.Node{ID: uint64(nd.ID), Zone: nd.Zone})
+			out = append(out, nd.ID)
 		}
 	}
 	return out
@@ -266,7 +265,10 @@ func (s *adminService) DescribeCluster(ctx context.Context, _ *pb.DescribeCluste
 
 type clusterService struct {
 	pb.UnimplementedClusterServer
-	n      *Node
+	n *Node
+	// joinMu serializes the joins this node handles as meta leader: the
+	// address check against its view and the meta membership change, which
+	// dragonboat takes one at a time. The voter choice is the apply's.
 	joinMu sync.Mutex
 }
 
@@ -319,23 +321,19 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 				req.ClientAddr, req.RaftAddr, uint64(nd.ID))
 		}
 	}
-	voter := false
-	if cur, ok := v.Nodes[meta.NodeID(req.NodeId)]; ok {
-		voter = cur.MetaVoter
-	} else {
-		voters := 0
-		for _, nd := range v.Nodes {
-			if nd.MetaVoter {
-				voters++
-			}
-		}
-		voter = voters < n.cfg.MetaVoters
-	}
-	node := &meta.Node{ID: meta.NodeID(req.NodeId), ClientAddr: req.ClientAddr, RaftAddr: req.RaftAddr,
-		GossipAddr: req.GossipAddr, Zone: req.Zone, MetaVoter: voter}
-	if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpRegisterNode, RegisterNode: node}); err != nil {
+	// The apply chooses voter or non-voting (a registered node keeps its flag),
+	// in log order, so joins through two leaders cannot both take the last seat.
+	reg := &meta.RegisterNode{MetaVoters: n.cfg.MetaVoters, Node: meta.Node{ID: meta.NodeID(req.NodeId),
+		ClientAddr: req.ClientAddr, RaftAddr: req.RaftAddr, GossipAddr: req.GossipAddr, Zone: req.Zone}}
+	r, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpRegisterNode, RegisterNode: reg})
+	if err != nil {
 		return nil, fmt.Errorf("join: register node: %w", err)
 	}
+	joined, err := meta.ResultNode(r)
+	if err != nil {
+		return nil, fmt.Errorf("join: register node: %w", err)
+	}
+	voter := joined.MetaVoter
 	if err := n.addMetaMember(ctx, req.NodeId, req.RaftAddr, voter); err != nil {
 		return nil, fmt.Errorf("join: add to meta group: %w", err)
 	}

@@ -35,4 +35,10 @@
 // fewest replicas may hold the most leaderships); replicas win, and leader
 // counts then differ by at most two in the property tests. Leadership is cheap
 // to move later (a Raft leader transfer), replicas are not.
+//
+// PlanLeaderTransfers moves leadership back to the preferred leaders. A node
+// passes a LeaderView (the shards it leads, every node's liveness and how
+// long it has been alive, the grace period) and gets the transfers to
+// request: one per led shard whose preferred replica is on another node that
+// has been alive for at least the grace period.
 package placement
