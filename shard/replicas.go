@@ -1,0 +1,79 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"shardlog/segment"
+)
+
+// ReplicasConfig holds the data path's timeouts.
+type ReplicasConfig struct {
+	// ProposalTimeout bounds how long Raft may take to commit and apply an
+	// entry before dropping it (node's --proposal-timeout).
+	ProposalTimeout time.Duration
+	// SequenceWait bounds how long a producer's batch waits at the sequence
+	// gate for its predecessor to be proposed (node's --sequence-wait).
+	SequenceWait time.Duration
+}
+
+// Replicas is the data path of the shard replicas on one node: produce
+// (encode the append, pass the sequence gate, propose, wait until applied,
+// decode the result), fetch (read what was applied, confirming the end of the
+// log with a read index when asked) and the retention proposal. It is safe for
+// concurrent use.
+type Replicas struct {
+	raft  Raft
+	store *segment.Store
+	hub   *Hub
+	cfg   ReplicasConfig
+	gate  *seqGate
+}
+
+// NewReplicas returns the data path over raft, serving reads from store and
+// waiting for new data on hub (the Hub the state machines notify).
+func NewReplicas(raft Raft, store *segment.Store, hub *Hub, cfg ReplicasConfig) *Replicas {
+	return &Replicas{raft: raft, store: store, hub: hub, cfg: cfg, gate: newSeqGate()}
+}
+
+// Produce appends batch (in the segment format) to the shard and returns its
+// offsets once the entry is committed by a quorum (fsynced) and applied; it
+// never returns a result before. A non-zero producerID makes the append
+// idempotent per (producerID, seq); such batches pass the sequence gate first,
+// so that a producer's pipelined batches enter the Raft log in order. The
+// errors are those of DecodeResult, or why Raft did not apply the entry, both
+// wrapped with the shard.
+func (r *Replicas) Produce(ctx context.Context, shardID, producerID, seq uint64, batch []byte) (AppendResult, error) {
+	cmd := EncodeAppend(make([]byte, 0, appendHeaderSize+len(batch)), producerID, seq, batch)
+	key := gateKey{shard: shardID, producer: producerID}
+	if producerID != 0 {
+		r.gate.await(ctx, key, seq, r.cfg.SequenceWait)
+	}
+	p, err := r.raft.Propose(shardID, cmd, r.cfg.ProposalTimeout)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("shard %d: propose append: %w", shardID, err)
+	}
+	if producerID != 0 {
+		// NB: only after Propose returned, so the successor is queued behind it.
+		r.gate.proposed(key, seq, time.Now())
+	}
+	return r.applied(ctx, shardID, p, "append")
+}
+
+// applied waits for the proposal's outcome and decodes its Result.
+func (r *Replicas) applied(ctx context.Context, shardID uint64, p Proposal, what string) (AppendResult, error) {
+	res, err := p.Wait(ctx)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("shard %d: %s: %w", shardID, what, err)
+	}
+	out, err := DecodeResult(res)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("shard %d: %s: %w", shardID, what, err)
+	}
+	return out, nil
+}
+
+// ForgetProducers drops the sequence gate's memory of producers not seen
+// since cutoff; a forgotten producer's next batch does not wait.
+func (r *Replicas) ForgetProducers(cutoff time.Time) { r.gate.sweep(cutoff) }

@@ -1,0 +1,155 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/statemachine"
+)
+
+func TestShardReplicasProduce(t *testing.T) {
+	bad := func(r statemachine.Result) *statemachine.Result { return &r }
+	tests := []struct {
+		name       string
+		producer   uint64
+		seq        uint64
+		proposeErr error
+		waitErr    error
+		result     *statemachine.Result
+		want       AppendResult
+		wantErr    error
+		applied    uint64 // NextOffset after the call
+	}{
+		{name: "appends at the next offset", want: AppendResult{Base: 0, Count: 3}, applied: 3},
+		{name: "idempotent producer appends", producer: 7, seq: 0, want: AppendResult{Base: 0, Count: 3}, applied: 3},
+		{name: "not leader: nothing proposed", proposeErr: dragonboat.ErrShardNotReady, wantErr: dragonboat.ErrShardNotReady},
+		{name: "busy: nothing proposed", proposeErr: dragonboat.ErrSystemBusy, wantErr: dragonboat.ErrSystemBusy},
+		{name: "dropped after it was queued", waitErr: dragonboat.ErrShardNotReady, wantErr: dragonboat.ErrShardNotReady, applied: 3},
+		{name: "timed out in Raft", waitErr: dragonboat.ErrTimeout, wantErr: dragonboat.ErrTimeout, applied: 3},
+		{name: "out of order sequence", result: bad(pairResult(statusOutOfOrder, 2, 5)), wantErr: ErrOutOfOrderSequence, applied: 3},
+		{name: "sequence too old", result: bad(pairResult(statusTooOld, 9, 1)), wantErr: ErrSequenceTooOld, applied: 3},
+		{name: "corrupt batch", result: bad(corruptResult(errors.New("crc"))), wantErr: ErrCorruptBatch, applied: 3},
+		{name: "result with no status", result: bad(statemachine.Result{}), wantErr: ErrBadResult, applied: 3},
+		{name: "result cut short", result: bad(statemachine.Result{Value: statusAppended, Data: []byte{1, 2}}), wantErr: ErrBadResult, applied: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeRaft(t)
+			f.proposeErr, f.waitErr, f.result = tt.proposeErr, tt.waitErr, tt.result
+			got, err := testReplicas(f).Produce(t.Context(), testShard, tt.producer, tt.seq, encBatch(t, 3, "v"))
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Fatalf("result = %+v, want %+v", got, tt.want)
+			}
+			if st := f.h.state(); st.NextOffset != tt.applied {
+				t.Fatalf("NextOffset = %d, want %d", st.NextOffset, tt.applied)
+			}
+			if cmds := f.commands(t); tt.proposeErr == nil && (len(cmds) != 1 || cmds[0].producerID != tt.producer ||
+				cmds[0].seq != tt.seq || len(cmds[0].batch) == 0) {
+				t.Fatalf("proposed %+v, want one append of producer %d seq %d", cmds, tt.producer, tt.seq)
+			}
+		})
+	}
+}
+
+// knownProducer returns Replicas over a fake in which producer 7 appended
+// sequence 0, so the sequence gate knows the producer.
+func knownProducer(t *testing.T, sequenceWait time.Duration) (*fakeRaft, *Replicas) {
+	t.Helper()
+	f := newFakeRaft(t)
+	r := testReplicas(f)
+	r.cfg.SequenceWait = sequenceWait
+	if _, err := r.Produce(t.Context(), testShard, 7, 0, encBatch(t, 1, "0")); err != nil {
+		t.Fatal(err)
+	}
+	return f, r
+}
+
+func TestShardReplicasProduceSequenceErrorKeepsFields(t *testing.T) {
+	_, r := knownProducer(t, 10*time.Millisecond)
+	_, err := r.Produce(t.Context(), testShard, 7, 2, encBatch(t, 1, "b")) // a gap: the state machine refuses it
+	var se *SequenceError
+	if !errors.As(err, &se) || se.Expected != 1 || se.Got != 2 {
+		t.Fatalf("error = %v, want a *SequenceError expecting 1, got 2", err)
+	}
+}
+
+func TestShardReplicasProduceWaitsUntilApplied(t *testing.T) {
+	f := newFakeRaft(t)
+	f.hold = make(chan struct{})
+	r := testReplicas(f)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	// Committed, but its outcome never reached the caller: no acknowledgement.
+	if res, err := r.Produce(ctx, testShard, 7, 0, encBatch(t, 2, "a")); !errors.Is(err, dragonboat.ErrTimeout) {
+		t.Fatalf("Produce = %+v, %v; want ErrTimeout, the outcome unknown", res, err)
+	}
+	// The retry of the same sequence is applied once and answers the original offsets.
+	close(f.hold)
+	f.hold = nil
+	res, err := r.Produce(t.Context(), testShard, 7, 0, encBatch(t, 2, "a"))
+	if err != nil || res != (AppendResult{Base: 0, Count: 2, Duplicate: true}) {
+		t.Fatalf("retry = %+v, %v; want the original offsets as a duplicate", res, err)
+	}
+	if st := f.h.state(); st.NextOffset != 2 {
+		t.Fatalf("NextOffset = %d after a retry, want 2 (applied once)", st.NextOffset)
+	}
+}
+
+func TestShardReplicasGateOrdersPipelinedBatches(t *testing.T) {
+	f, r := knownProducer(t, 5*time.Second)
+	// 3, 2, 1 reach the handler in reverse order; they must enter the log 1, 2, 3
+	// and all be applied (without the gate the state machine refuses 3 and 2).
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for _, seq := range []uint64{3, 2, 1} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[seq] = r.Produce(t.Context(), testShard, 7, seq, encBatch(t, 1, "x"))
+		}()
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Wait()
+	for seq, err := range errs {
+		if err != nil {
+			t.Errorf("seq %d: %v", seq, err)
+		}
+	}
+	var seqs []uint64
+	for _, c := range f.commands(t) {
+		seqs = append(seqs, c.seq)
+	}
+	if len(seqs) != 4 || seqs[1] != 1 || seqs[2] != 2 || seqs[3] != 3 {
+		t.Fatalf("proposed sequences %v, want [0 1 2 3]", seqs)
+	}
+}
+
+func TestShardReplicasGateNotReleasedByFailedPropose(t *testing.T) {
+	f, r := knownProducer(t, 100*time.Millisecond)
+	f.mu.Lock()
+	f.proposeErr = dragonboat.ErrSystemBusy
+	f.mu.Unlock()
+	if _, err := r.Produce(t.Context(), testShard, 7, 1, encBatch(t, 1, "1")); !errors.Is(err, dragonboat.ErrSystemBusy) {
+		t.Fatalf("seq 1: %v, want ErrSystemBusy", err)
+	}
+	f.mu.Lock()
+	f.proposeErr = nil
+	f.mu.Unlock()
+	// 1 was never proposed, so 2 waits the whole SequenceWait, then the state
+	// machine decides (and refuses the gap).
+	start := time.Now()
+	_, err := r.Produce(t.Context(), testShard, 7, 2, encBatch(t, 1, "2"))
+	if d := time.Since(start); d < 80*time.Millisecond {
+		t.Fatalf("seq 2 waited %v, want the SequenceWait of 100ms", d)
+	}
+	if !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Fatalf("seq 2: %v, want ErrOutOfOrderSequence", err)
+	}
+}
