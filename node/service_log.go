@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"shardlog/batch"
 	"shardlog/meta"
 	pb "shardlog/proto/shardlogv1"
-	"shardlog/shard"
 )
 
 // defaultFetchBytes is used when a fetch asks for max_bytes 0.
@@ -130,21 +128,11 @@ func (n *Node) fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRespon
 	})
 }
 
+// fetchLocal reads from the local replica; local is true when the client asked
+// for this node's replica by name, false when it was picked as the leader
+// (then a read past the applied end first confirms the commit point).
 func (n *Node) fetchLocal(ctx context.Context, shardID, offset uint64, maxBytes int, maxWait time.Duration, local bool) (*pb.FetchResponse, error) {
-	batches, st, err := shard.Fetch(ctx, n.store, n.hub, shardID, offset, maxBytes, maxWait)
-	if errors.Is(err, shard.ErrOffsetOutOfRange) && !local {
-		// A leader elected a moment ago may not have applied all it committed yet,
-		// and would call an offset a consumer already read "out of range", sending
-		// the consumer back. Wait for a linearizable read (applied up to the commit
-		// point) before answering; if that fails, the answer is "try again".
-		rctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
-		_, rerr := n.nh.SyncRead(rctx, shardID, nil)
-		cancel()
-		if rerr != nil {
-			return nil, status.Errorf(codes.Unavailable, "shard %d: cannot confirm the end of the log: %v", shardID, rerr)
-		}
-		batches, st, err = shard.Fetch(ctx, n.store, n.hub, shardID, offset, maxBytes, maxWait)
-	}
+	batches, st, err := n.data.Read(ctx, shardID, offset, maxBytes, maxWait, !local)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -77,3 +78,27 @@ func (r *Replicas) applied(ctx context.Context, shardID uint64, p Proposal, what
 // ForgetProducers drops the sequence gate's memory of producers not seen
 // since cutoff; a forgotten producer's next batch does not wait.
 func (r *Replicas) ForgetProducers(cutoff time.Time) { r.gate.sweep(cutoff) }
+
+// Read serves a fetch of the shard from the local replica, as Fetch does.
+// With confirmEnd (the replica was picked because it leads the shard, not
+// asked for by name) an offset past what the replica applied is not refused
+// at once: a leader elected a moment ago may not have applied all it
+// committed yet, and would call an offset a consumer already read "out of
+// range", sending the consumer back. Read then waits for a read index
+// (applied up to the commit point) and reads again; if the read index fails,
+// the error is ErrLogEndUnconfirmed ("try again").
+func (r *Replicas) Read(ctx context.Context, shardID, offset uint64, maxBytes int, maxWait time.Duration, confirmEnd bool) ([]segment.StoredBatch, segment.ShardState, error) {
+	batches, st, err := Fetch(ctx, r.store, r.hub, shardID, offset, maxBytes, maxWait)
+	if !confirmEnd || !errors.Is(err, ErrOffsetOutOfRange) {
+		return batches, st, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.cfg.ProposalTimeout)
+	rerr := r.raft.ReadIndex(rctx, shardID)
+	cancel()
+	if rerr != nil {
+		// NB: %v, not %w: a read index that timed out means "unavailable, try
+		// again" for the fetch, not that the fetch's own deadline passed.
+		return nil, segment.ShardState{}, fmt.Errorf("shard %d: %w: %v", shardID, ErrLogEndUnconfirmed, rerr)
+	}
+	return Fetch(ctx, r.store, r.hub, shardID, offset, maxBytes, maxWait)
+}

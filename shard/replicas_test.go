@@ -153,3 +153,47 @@ func TestShardReplicasGateNotReleasedByFailedPropose(t *testing.T) {
 		t.Fatalf("seq 2: %v, want ErrOutOfOrderSequence", err)
 	}
 }
+
+func TestShardReplicasRead(t *testing.T) {
+	tests := []struct {
+		name       string
+		offset     uint64
+		confirmEnd bool
+		readErr    error
+		catchUp    bool // the read index finds 3 more records committed
+		wantBase   uint64
+		wantErr    error
+		wantReads  int
+	}{
+		{name: "in range: no read index", offset: 1, confirmEnd: true, wantBase: 0},
+		{name: "past the end on a named replica: out of range", offset: 5, wantErr: ErrOffsetOutOfRange},
+		{name: "past the end on the leader: caught up after a read index", offset: 5, confirmEnd: true, catchUp: true,
+			wantBase: 3, wantReads: 1},
+		{name: "past the end of the whole log", offset: 9, confirmEnd: true, catchUp: true, wantErr: ErrOffsetOutOfRange, wantReads: 1},
+		{name: "read index fails: try again", offset: 5, confirmEnd: true, readErr: dragonboat.ErrTimeout,
+			wantErr: ErrLogEndUnconfirmed, wantReads: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeRaft(t)
+			f.h.update(EncodeAppend(nil, 0, 0, encBatch(t, 3, "old")))
+			f.readErr = tt.readErr
+			if tt.catchUp {
+				f.onRead = func() { f.h.update(EncodeAppend(nil, 0, 0, encBatch(t, 3, "new"))) }
+			}
+			batches, _, err := testReplicas(f).Read(t.Context(), testShard, tt.offset, 1<<20, 0, tt.confirmEnd)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+			if tt.readErr != nil && errors.Is(err, tt.readErr) {
+				t.Fatalf("error %v carries the read index's %v: it would map to its code", err, tt.readErr)
+			}
+			if f.reads != tt.wantReads {
+				t.Fatalf("%d read indexes, want %d", f.reads, tt.wantReads)
+			}
+			if tt.wantErr == nil && (len(batches) == 0 || batches[0].Base != tt.wantBase) {
+				t.Fatalf("batches %+v, want the one at %d first", batches, tt.wantBase)
+			}
+		})
+	}
+}
