@@ -102,3 +102,33 @@ func (r *Replicas) Read(ctx context.Context, shardID, offset uint64, maxBytes in
 	}
 	return Fetch(ctx, r.store, r.hub, shardID, offset, maxBytes, maxWait)
 }
+
+// Retain drops the shard's batches past its retention through a truncate
+// entry, so that every replica drops the same prefix; only the shard's leader
+// proposes one. olderThanMs drops the batches whose newest record is older
+// (Unix ms; 0: no time limit) and retentionBytes keeps the newest batches
+// that fit (0: no size limit); the newest batch is always kept. It returns
+// once the entry is applied, with before the first offset kept; dropped is
+// false when this replica does not lead the shard or nothing is past the limits.
+func (r *Replicas) Retain(ctx context.Context, shardID uint64, olderThanMs, retentionBytes int64) (before uint64, dropped bool, err error) {
+	if !r.raft.IsLeader(shardID) {
+		return 0, false, nil
+	}
+	before, ok, err := r.store.RetentionPoint(shardID, olderThanMs, retentionBytes)
+	if err != nil {
+		return 0, false, fmt.Errorf("shard %d: retention point: %w", shardID, err)
+	}
+	if !ok {
+		return 0, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ProposalTimeout)
+	defer cancel()
+	p, err := r.raft.Propose(shardID, EncodeTruncate(nil, before), r.cfg.ProposalTimeout)
+	if err != nil {
+		return 0, false, fmt.Errorf("shard %d: propose truncate: %w", shardID, err)
+	}
+	if _, err := r.applied(ctx, shardID, p, "truncate"); err != nil {
+		return 0, false, err
+	}
+	return before, true, nil
+}

@@ -197,3 +197,52 @@ func TestShardReplicasRead(t *testing.T) {
 		})
 	}
 }
+
+func TestShardReplicasRetain(t *testing.T) {
+	tests := []struct {
+		name        string
+		notLeader   bool
+		olderThanMs int64
+		maxBytes    int64
+		proposeErr  error
+		result      *statemachine.Result
+		wantBefore  uint64
+		wantDropped bool
+		wantErr     error
+		logStart    uint64
+	}{
+		{name: "not leader: nothing proposed", notLeader: true, olderThanMs: 2000},
+		{name: "nothing past the limits", olderThanMs: 500},
+		{name: "old batches dropped, the newest kept", olderThanMs: 2000, wantBefore: 4, wantDropped: true, logStart: 4},
+		{name: "size limit keeps the newest that fit", maxBytes: 1, wantBefore: 4, wantDropped: true, logStart: 4},
+		{name: "not leader any more: propose fails", olderThanMs: 2000, proposeErr: dragonboat.ErrShardNotReady,
+			wantErr: dragonboat.ErrShardNotReady},
+		{name: "malformed truncate result", olderThanMs: 2000, result: &statemachine.Result{Value: statusTruncated},
+			wantErr: ErrBadResult, logStart: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeRaft(t)
+			for range 3 { // records at 1000 ms: batches at 0, 2 and 4
+				f.h.update(EncodeAppend(nil, 0, 0, encBatch(t, 2, "v")))
+			}
+			before := len(f.commands(t))
+			f.leader, f.proposeErr, f.result = !tt.notLeader, tt.proposeErr, tt.result
+			got, dropped, err := testReplicas(f).Retain(t.Context(), testShard, tt.olderThanMs, tt.maxBytes)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+			if got != tt.wantBefore || dropped != tt.wantDropped {
+				t.Fatalf("Retain = %d, %v; want %d, %v", got, dropped, tt.wantBefore, tt.wantDropped)
+			}
+			if st := f.h.state(); st.LogStart != tt.logStart {
+				t.Fatalf("LogStart = %d, want %d", st.LogStart, tt.logStart)
+			}
+			cmds := f.commands(t)[before:]
+			proposed := tt.wantDropped || (tt.proposeErr == nil && tt.wantErr != nil)
+			if proposed != (len(cmds) == 1) || (proposed && (cmds[0].op != opTruncate || cmds[0].before != 4)) {
+				t.Fatalf("proposed %+v, want a truncate before 4: %v", cmds, proposed)
+			}
+		})
+	}
+}
