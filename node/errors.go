@@ -55,6 +55,7 @@ func toStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, ErrNotReady), errors.Is(err, errNoLeader),
 		errors.Is(err, shard.ErrRecovering), errors.Is(err, shard.ErrShardNotFound),
+		errors.Is(err, shard.ErrLogEndUnconfirmed),
 		errors.Is(err, dragonboat.ErrShardNotReady), errors.Is(err, dragonboat.ErrShardNotFound),
 		errors.Is(err, dragonboat.ErrShardClosed), errors.Is(err, dragonboat.ErrClosed),
 		errors.Is(err, dragonboat.ErrShardNotInitialized), errors.Is(err, dragonboat.ErrAborted),

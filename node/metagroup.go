@@ -177,7 +177,7 @@ func (n *Node) metaLoop() {
 			return
 		case <-n.metaChanged:
 		case now := <-tick.C:
-			n.gate.sweep(now.Add(-time.Minute))
+			n.data.ForgetProducers(now.Add(-time.Minute))
 		}
 		if _, err := n.refreshView(); err != nil {
 			continue // not ready yet (replaying); the next tick retries

@@ -44,7 +44,7 @@ type Node struct {
 	grpc   *grpc.Server
 	lis    net.Listener
 	peers  *peerPool
-	gate   *seqGate
+	data   *shard.Replicas // the data path of the shard replicas here
 	disk   *diskMonitor
 
 	view atomic.Pointer[meta.State]
@@ -95,7 +95,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		id:          id,
 		hub:         shard.NewHub(),
 		peers:       newPeerPool(),
-		gate:        newSeqGate(),
 		metaChanged: make(chan struct{}, 1),
 		running:     map[uint64]uint64{},
 	}
@@ -112,6 +111,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: open segment store: %w", err)
 	}
+	n.data = shard.NewReplicas(shardRaft{n}, n.store, n.hub,
+		shard.ReplicasConfig{ProposalTimeout: cfg.ProposalTimeout, SequenceWait: cfg.SequenceWait})
 	if err := n.startNodeHost(); err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"sort"
 	"time"
@@ -174,7 +173,7 @@ func (n *Node) every(interval time.Duration, fn func(now time.Time)) {
 }
 
 // applyRetention lets each shard this node leads drop batches past its topic's
-// retention, through a Raft entry so every replica drops the same prefix.
+// retention: shard.Replicas.Retain proposes the truncate if this replica leads.
 func (n *Node) applyRetention(now time.Time) {
 	v := n.view.Load()
 	if v == nil {
@@ -185,25 +184,18 @@ func (n *Node) applyRetention(now time.Time) {
 		if !ok || (t.RetentionMs == 0 && t.RetentionBytes == 0) {
 			continue
 		}
-		if !n.isLocalLeader(ref.Shard.ShardID) {
-			continue
-		}
 		var olderThan int64
 		if t.RetentionMs > 0 {
 			olderThan = now.UnixMilli() - t.RetentionMs
 		}
-		base, ok, err := n.store.RetentionPoint(ref.Shard.ShardID, olderThan, t.RetentionBytes)
-		if err != nil || !ok {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ProposalTimeout)
-		_, err = n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(ref.Shard.ShardID), shard.EncodeTruncate(nil, base))
-		cancel()
+		before, dropped, err := n.data.Retain(n.ctx, ref.Shard.ShardID, olderThan, t.RetentionBytes)
 		if err != nil {
 			n.log.Warn("retention truncate failed", "topic", t.Name, "shard", ref.Shard.ShardID, "err", err)
 			continue
 		}
-		n.log.Info("retention dropped old batches", "topic", t.Name, "shard", ref.Shard.ShardID, "before", base)
+		if dropped {
+			n.log.Info("retention dropped old batches", "topic", t.Name, "shard", ref.Shard.ShardID, "before", before)
+		}
 	}
 }
 

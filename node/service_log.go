@@ -2,12 +2,9 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/lni/dragonboat/v4"
-	"github.com/lni/dragonboat/v4/statemachine"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -16,7 +13,6 @@ import (
 	"shardlog/batch"
 	"shardlog/meta"
 	pb "shardlog/proto/shardlogv1"
-	"shardlog/shard"
 )
 
 // defaultFetchBytes is used when a fetch asks for max_bytes 0.
@@ -75,63 +71,19 @@ func (n *Node) limits() batch.Limits {
 	return l
 }
 
-// produceLocal proposes the batch to the local replica, which leads the shard, and
-// waits until it is committed by a quorum (fsynced) and applied. Batches of one
-// producer pass the sequence gate first, so pipelined batches enter the Raft log in
-// order.
+// produceLocal appends the batch through the local replica, which leads the
+// shard, unless a full disk refuses it; shard.Replicas.Produce returns once the
+// entry is committed and applied.
 func (n *Node) produceLocal(ctx context.Context, shardID uint64, req *pb.ProduceRequest) (*pb.ProduceResponse, error) {
 	if err := n.diskRefusal(shardID); err != nil {
 		return nil, err
 	}
-	payload := shard.EncodeAppend(make([]byte, 0, len(req.Batch)+32), req.ProducerId, req.Sequence, req.Batch)
-	key := gateKey{shard: shardID, producer: req.ProducerId}
-	if req.ProducerId != 0 {
-		n.gate.await(ctx, key, req.Sequence, n.cfg.SequenceWait)
-	}
-	rs, err := n.nh.Propose(n.nh.GetNoOPSession(shardID), payload, n.cfg.ProposalTimeout)
-	if err != nil {
-		return nil, err
-	}
-	if req.ProducerId != 0 {
-		n.gate.proposed(key, req.Sequence, time.Now())
-	}
-	r, err := waitProposal(ctx, rs)
-	if err != nil {
-		return nil, err
-	}
-	res, err := shard.DecodeResult(r)
+	res, err := n.data.Produce(ctx, shardID, req.ProducerId, req.Sequence, req.Batch)
 	if err != nil {
 		return nil, err
 	}
 	n.markServed(ctx)
 	return &pb.ProduceResponse{BaseOffset: res.Base, RecordCount: res.Count, Duplicate: res.Duplicate}, nil
-}
-
-// waitProposal waits for a proposal's outcome (applied, or why not), as
-// dragonboat's SyncPropose does, and releases the request state.
-func waitProposal(ctx context.Context, rs *dragonboat.RequestState) (statemachine.Result, error) {
-	defer rs.Release()
-	select {
-	case r := <-rs.AppliedC():
-		switch {
-		case r.Completed():
-			return r.GetResult(), nil
-		case r.Rejected():
-			return statemachine.Result{}, dragonboat.ErrRejected
-		case r.Timeout():
-			return statemachine.Result{}, dragonboat.ErrTimeout
-		case r.Terminated():
-			return statemachine.Result{}, dragonboat.ErrShardClosed
-		case r.Dropped():
-			return statemachine.Result{}, dragonboat.ErrShardNotReady
-		case r.Aborted():
-			return statemachine.Result{}, dragonboat.ErrAborted
-		}
-		return statemachine.Result{}, fmt.Errorf("node: unknown proposal outcome %v", r)
-	case <-ctx.Done():
-		// Unknown outcome: the entry may still commit. Dedupe makes a retry safe.
-		return statemachine.Result{}, dragonboat.ErrTimeout
-	}
 }
 
 func (s *logService) Fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchResponse, error) {
@@ -176,21 +128,11 @@ func (n *Node) fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRespon
 	})
 }
 
+// fetchLocal reads from the local replica; local is true when the client asked
+// for this node's replica by name, false when it was picked as the leader
+// (then a read past the applied end first confirms the commit point).
 func (n *Node) fetchLocal(ctx context.Context, shardID, offset uint64, maxBytes int, maxWait time.Duration, local bool) (*pb.FetchResponse, error) {
-	batches, st, err := shard.Fetch(ctx, n.store, n.hub, shardID, offset, maxBytes, maxWait)
-	if errors.Is(err, shard.ErrOffsetOutOfRange) && !local {
-		// A leader elected a moment ago may not have applied all it committed yet,
-		// and would call an offset a consumer already read "out of range", sending
-		// the consumer back. Wait for a linearizable read (applied up to the commit
-		// point) before answering; if that fails, the answer is "try again".
-		rctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
-		_, rerr := n.nh.SyncRead(rctx, shardID, nil)
-		cancel()
-		if rerr != nil {
-			return nil, status.Errorf(codes.Unavailable, "shard %d: cannot confirm the end of the log: %v", shardID, rerr)
-		}
-		batches, st, err = shard.Fetch(ctx, n.store, n.hub, shardID, offset, maxBytes, maxWait)
-	}
+	batches, st, err := n.data.Read(ctx, shardID, offset, maxBytes, maxWait, !local)
 	if err != nil {
 		return nil, err
 	}

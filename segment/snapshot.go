@@ -195,24 +195,12 @@ func (s *Store) load(shard uint64, r io.Reader, stop <-chan struct{}) (ShardStat
 		if stopped(stop) {
 			return ShardState{}, ErrStopped
 		}
-		kl, err := sr.uvarint("key length")
+		suffix, v, end, err := sr.entry()
 		if err != nil {
 			return ShardState{}, err
 		}
-		if kl == 0 {
+		if end {
 			break
-		}
-		suffix, err := sr.full(kl, maxSnapshotKey, "key")
-		if err != nil {
-			return ShardState{}, err
-		}
-		vl, err := sr.uvarint("value length")
-		if err != nil {
-			return ShardState{}, err
-		}
-		v, err := sr.full(vl, maxSnapshotValue, "value")
-		if err != nil {
-			return ShardState{}, err
 		}
 		count++
 		if len(suffix) == 1 && suffix[0] == tagState {
@@ -231,20 +219,8 @@ func (s *Store) load(shard uint64, r io.Reader, stop <-chan struct{}) (ShardStat
 			b = s.db.NewBatch()
 		}
 	}
-	tail, err := sr.full(8, 8, "entry count")
-	if err != nil {
+	if err := sr.trailer(count); err != nil {
 		return ShardState{}, err
-	}
-	if n := binary.LittleEndian.Uint64(tail); n != count {
-		return ShardState{}, fmt.Errorf("%w: snapshot holds %d entries, trailer says %d", ErrCorrupt, count, n)
-	}
-	want := sr.crc
-	var crcBuf [4]byte
-	if _, err := io.ReadFull(sr.br, crcBuf[:]); err != nil {
-		return ShardState{}, fmt.Errorf("%w: snapshot crc: %w", ErrCorrupt, err)
-	}
-	if got := binary.LittleEndian.Uint32(crcBuf[:]); got != want {
-		return ShardState{}, fmt.Errorf("%w: snapshot crc mismatch (stored %08x, computed %08x)", ErrCorrupt, got, want)
 	}
 	if !hasState {
 		return ShardState{}, fmt.Errorf("%w: snapshot has no shard state", ErrCorrupt)
@@ -253,4 +229,48 @@ func (s *Store) load(shard uint64, r io.Reader, stop <-chan struct{}) (ShardStat
 		return ShardState{}, err
 	}
 	return state, nil
+}
+
+// entry reads the next key suffix and value of a snapshot; end is true at the
+// zero key length that ends the entries.
+func (sr *snapshotReader) entry() (suffix, value []byte, end bool, err error) {
+	kl, err := sr.uvarint("key length")
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if kl == 0 {
+		return nil, nil, true, nil
+	}
+	if suffix, err = sr.full(kl, maxSnapshotKey, "key"); err != nil {
+		return nil, nil, false, err
+	}
+	vl, err := sr.uvarint("value length")
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if value, err = sr.full(vl, maxSnapshotValue, "value"); err != nil {
+		return nil, nil, false, err
+	}
+	return suffix, value, false, nil
+}
+
+// trailer reads what follows the entries, the entry count and the CRC of
+// everything before the CRC, and checks both against what was read.
+func (sr *snapshotReader) trailer(count uint64) error {
+	tail, err := sr.full(8, 8, "entry count")
+	if err != nil {
+		return err
+	}
+	if n := binary.LittleEndian.Uint64(tail); n != count {
+		return fmt.Errorf("%w: snapshot holds %d entries, trailer says %d", ErrCorrupt, count, n)
+	}
+	want := sr.crc // NB: taken before the CRC bytes, which are read past sr
+	var crcBuf [4]byte
+	if _, err := io.ReadFull(sr.br, crcBuf[:]); err != nil {
+		return fmt.Errorf("%w: snapshot crc: %w", ErrCorrupt, err)
+	}
+	if got := binary.LittleEndian.Uint32(crcBuf[:]); got != want {
+		return fmt.Errorf("%w: snapshot crc mismatch (stored %08x, computed %08x)", ErrCorrupt, got, want)
+	}
+	return nil
 }

@@ -1,6 +1,20 @@
-// Package shard runs one shard replica: the dragonboat on-disk state machine
-// over a segment.Store, the Raft entry payloads proposers build, the results
-// they decode, and Fetch, which serves applied data with long polling.
+// Package shard runs the shard replicas of one node: the dragonboat on-disk
+// state machine over a segment.Store, the Raft entry payloads proposers build,
+// the results they decode, and the data path over them (Replicas).
+//
+// # Data path
+//
+// Replicas serves produce, fetch and retention for the replicas on this node.
+// It reaches Raft only through the small Raft interface declared here
+// (Propose, ReadIndex, IsLeader); node implements it over its dragonboat
+// NodeHost and the tests of this package over a fake that applies entries to
+// a real state machine. Produce encodes the append, passes the sequence gate,
+// proposes, waits until the entry is committed and applied, and decodes the
+// Result: it never answers before. Read serves applied data (Fetch), first
+// confirming the commit point with a read index when the replica was picked
+// as leader and the offset lies past what it applied. Retain proposes the
+// truncate that retention asks for, on the leader only. node keeps the
+// wiring, the proto conversion, forwarding and the gRPC codes.
 //
 // # Entries
 //

@@ -21,6 +21,9 @@ var (
 	// ErrRecovering reports a replica that is replacing its data with a snapshot
 	// streamed from the leader: it has nothing consistent to serve until done.
 	ErrRecovering = errors.New("shard: replica is loading a snapshot")
+	// ErrLogEndUnconfirmed reports a fetch past what the replica applied whose
+	// read index (the commit point) failed: the answer is "try again".
+	ErrLogEndUnconfirmed = errors.New("shard: cannot confirm the end of the log")
 	// ErrBadResult reports a Result that no data shard Update produced.
 	ErrBadResult = errors.New("shard: malformed result")
 )

@@ -1,4 +1,4 @@
-package node
+package shard
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func TestSeqGateReleasesInOrder(t *testing.T) {
+func TestShardSeqGateReleasesInOrder(t *testing.T) {
 	g := newSeqGate()
 	k := gateKey{shard: 16, producer: 7}
 	ctx := context.Background()

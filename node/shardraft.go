@@ -1,0 +1,65 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/statemachine"
+
+	"shardlog/shard"
+)
+
+// shardRaft is shard.Raft over the node's NodeHost: the data shards' Raft groups.
+type shardRaft struct{ n *Node }
+
+// Propose queues cmd with dragonboat's asynchronous Propose, which keeps the
+// order of the calls.
+func (r shardRaft) Propose(shardID uint64, cmd []byte, timeout time.Duration) (shard.Proposal, error) {
+	rs, err := r.n.nh.Propose(r.n.nh.GetNoOPSession(shardID), cmd, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return proposal{rs}, nil
+}
+
+// ReadIndex is a linearizable read of nothing: dragonboat's SyncRead returns
+// once the local replica applied up to the commit point.
+func (r shardRaft) ReadIndex(ctx context.Context, shardID uint64) error {
+	_, err := r.n.nh.SyncRead(ctx, shardID, nil)
+	return err
+}
+
+// IsLeader reports whether this node's replica leads the shard.
+func (r shardRaft) IsLeader(shardID uint64) bool { return r.n.isLocalLeader(shardID) }
+
+// proposal is a dragonboat proposal in flight.
+type proposal struct{ rs *dragonboat.RequestState }
+
+// Wait waits for the proposal's outcome (applied, or why not), as dragonboat's
+// SyncPropose does, and releases the request state.
+func (p proposal) Wait(ctx context.Context) (statemachine.Result, error) {
+	defer p.rs.Release()
+	select {
+	case r := <-p.rs.AppliedC():
+		switch {
+		case r.Completed():
+			return r.GetResult(), nil
+		case r.Rejected():
+			return statemachine.Result{}, dragonboat.ErrRejected
+		case r.Timeout():
+			return statemachine.Result{}, dragonboat.ErrTimeout
+		case r.Terminated():
+			return statemachine.Result{}, dragonboat.ErrShardClosed
+		case r.Dropped():
+			return statemachine.Result{}, dragonboat.ErrShardNotReady
+		case r.Aborted():
+			return statemachine.Result{}, dragonboat.ErrAborted
+		}
+		return statemachine.Result{}, fmt.Errorf("node: unknown proposal outcome %v", r)
+	case <-ctx.Done():
+		// Unknown outcome: the entry may still commit. Dedupe makes a retry safe.
+		return statemachine.Result{}, dragonboat.ErrTimeout
+	}
+}
