@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"shardlog/batch"
+	"shardlog/localcluster/localclustertest"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -20,16 +20,7 @@ import (
 // SHARDLOG_CHAOS_BINARY (to test a binary built elsewhere).
 func chaosBinary(t *testing.T) string {
 	t.Helper()
-	if bin := os.Getenv("SHARDLOG_CHAOS_BINARY"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "shardlog")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/shardlog")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/shardlog: %v\n%s", err, out)
-	}
-	return bin
+	return localclustertest.Binary(t, "SHARDLOG_CHAOS_BINARY")
 }
 
 // TestChaosShort runs the whole harness against real server processes: 5 nodes, a fixed

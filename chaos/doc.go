@@ -104,6 +104,7 @@
 //	shardlog chaos --nodes 3 --faults kill --keep
 //
 // In Go: Main(args, stdout, stderr) is the command; Run(ctx, Config) runs once and returns
-// the Report; Check(History) is the checker; Plan(seed, faults, duration) the schedule;
-// Cluster starts, kills, pauses and restarts server processes.
+// the Report; Check(History) is the checker; Plan(seed, faults, duration) the schedule.
+// The server processes are started, killed, paused and restarted through localcluster;
+// Netns adds the network namespaces that partitions cut.
 package chaos
