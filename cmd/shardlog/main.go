@@ -63,8 +63,8 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"server", "[flags]", "run a shardlog node", func(_ context.Context, _ *env, _ globals, a []string) error { return runServer(a) }, false},
-		{"dev", "[flags]", "run a local development cluster", func(_ context.Context, _ *env, _ globals, a []string) error { return runDev(a) }, false},
+		{"server", "[flags]", "run a shardlog node", func(ctx context.Context, _ *env, _ globals, a []string) error { return runServer(ctx, a) }, false},
+		{"dev", "[flags]", "run a local development cluster", func(ctx context.Context, e *env, _ globals, a []string) error { return runDev(ctx, e, a) }, false},
 		{"create-topic", "NAME --shards N --replication-factor R [--retention 24h] [--retention-bytes N] [--compression none|s2|zstd]", "create a topic", cmdCreateTopic, true},
 		{"delete-topic", "NAME", "delete a topic and its data", cmdDeleteTopic, true},
 		{"topics", "", "list topics", cmdTopics, true},
