@@ -163,37 +163,3 @@ func TestChaosAppendBatches(t *testing.T) {
 		})
 	}
 }
-
-func TestChaosMainRejectsBadFlags(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-	}{
-		{"unknown fault", []string{"--faults", "explode"}},
-		{"unknown flag", []string{"--bogus"}},
-		{"stray argument", []string{"now"}},
-		{"replication above nodes", []string{"--nodes", "3", "--replication-factor", "5", "--faults", "kill"}},
-		{"too short", []string{"--duration", "1s", "--faults", "kill"}},
-		{"missing binary", []string{"--faults", "kill", "--duration", "10s"}},
-		{"zero availability bound", []string{"--faults", "kill", "--max-unavailable", "0s"}},
-		{"negative availability bound", []string{"--faults", "kill", "--max-unavailable", "-1s"}},
-		{"zero idle interval", []string{"--faults", "kill", "--idle-interval", "0s"}},
-		{"idle interval too short", []string{"--faults", "kill", "--idle-interval", "1ms"}},
-		{"zero retention", []string{"--faults", "kill", "--retention", "0s"}},
-		{"zero retention rate", []string{"--faults", "kill", "--retention-rate", "0"}},
-		{"negative idle shards", []string{"--faults", "kill", "--idle-shards", "-2"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out, errb testBuf
-			if code := Main(append(tt.args, "--binary", "/nonexistent"), &out, &errb); code != ExitInconclusive {
-				t.Fatalf("exit %d, want %d; stderr %s", code, ExitInconclusive, errb)
-			}
-		})
-	}
-}
-
-type testBuf []byte
-
-func (b *testBuf) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
-func (b testBuf) String() string               { return string(b) }
