@@ -1,7 +1,7 @@
 // Package bench is shardlog's benchmark harness, run as `shardlog bench`.
 //
 // It starts a cluster of real `shardlog server` processes on 127.0.0.1 (through
-// chaos.Cluster) or uses an existing one (--server), creates a topic, and runs a
+// localcluster) or uses an existing one (--server), creates a topic, and runs a
 // workload through the Go client: producers that send records as fast as the
 // client's in-flight window allows (closed loop) or at a fixed rate (open loop,
 // --rate), consumers that tail the topic while it is written, and consumers that

@@ -3,53 +3,25 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-)
 
-// binDir holds the shardlog binary built once for the package's tests.
-var binDir string
+	"shardlog/localcluster/localclustertest"
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	localclustertest.Cleanup()
 	os.Exit(code)
 }
-
-var buildOnce = sync.OnceValues(func() (string, error) {
-	if bin := os.Getenv("SHARDLOG_BENCH_BINARY"); bin != "" {
-		return bin, nil
-	}
-	dir, err := os.MkdirTemp("", "shardlog-bench-test-")
-	if err != nil {
-		return "", err
-	}
-	binDir = dir
-	bin := filepath.Join(dir, "shardlog")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/shardlog")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/shardlog: %w\n%s", err, out)
-	}
-	return bin, nil
-})
 
 // benchBinary builds the shardlog binary once for the tests, or takes the one named by
 // SHARDLOG_BENCH_BINARY.
 func benchBinary(t *testing.T) string {
 	t.Helper()
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return localclustertest.Binary(t, "SHARDLOG_BENCH_BINARY")
 }
 
 // TestMainEndToEnd runs Main against a 3-node cluster of real server processes it

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"shardlog/batch"
+	"shardlog/localcluster"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -209,32 +208,12 @@ func randomProducerID() uint64 {
 	}
 }
 
-// ParseStatState returns the state letter (field 3: R, S, D, T, t, Z...) of the
-// contents of /proc/<pid>/stat. The command name (field 2) may hold spaces and
-// parentheses, so the state is the first field after its last ')'.
-func ParseStatState(stat string) (byte, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("bench: /proc stat: no command name in %q", trim(stat))
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) == 0 || len(f[0]) != 1 {
-		return 0, fmt.Errorf("bench: /proc stat: no state after the command name in %q", trim(stat))
-	}
-	return f[0][0], nil
-}
-
 // waitStopped polls /proc/<pid>/stat until the process is stopped (state T), and
 // fails after timeout.
 func waitStopped(ctx context.Context, pid int, timeout time.Duration) error {
 	var last string
 	ok := waitUntilEvery(ctx, timeout, time.Millisecond, func() bool {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		st, err := ParseStatState(string(stat))
+		st, err := localcluster.ReadState(pid)
 		if err != nil {
 			last = err.Error()
 			return false

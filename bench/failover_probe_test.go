@@ -11,30 +11,6 @@ import (
 	"shardlog/proto/shardlogv1"
 )
 
-func TestFailoverParseStatState(t *testing.T) {
-	tests := []struct {
-		name  string
-		stat  string
-		state byte
-		ok    bool
-	}{
-		{"running", "1234 (shardlog) R 1 1234 1234 0 -1", 'R', true},
-		{"stopped", "1234 (shardlog) T 1 1234 1234 0 -1", 'T', true},
-		{"name with spaces and parens", "99 (a (b) c) S 1 2 3", 'S', true},
-		{"no command name", "1234 shardlog T 1", 0, false},
-		{"nothing after the name", "1234 (shardlog)", 0, false},
-		{"not one letter", "1234 (shardlog) TT 1", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st, err := ParseStatState(tt.stat)
-			if (err == nil) != tt.ok || st != tt.state {
-				t.Errorf("ParseStatState = %q, %v; want %q, ok=%v", st, err, tt.state, tt.ok)
-			}
-		})
-	}
-}
-
 func TestFailoverMostLeader(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"shardlog/chaos"
 	"shardlog/client"
+	"shardlog/localcluster"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -210,7 +210,7 @@ type server struct {
 // target is the cluster under test.
 type target struct {
 	addrs   []string
-	cluster *chaos.Cluster
+	cluster *localcluster.Cluster
 	dir     string // the started cluster's directory, removed by close unless keep
 	keep    bool
 	servers []server
@@ -238,7 +238,7 @@ func connect(ctx context.Context, cfg Config) (*target, error) {
 	if level == "" {
 		level = "warn"
 	}
-	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir, LogLevel: level,
+	c, err := localcluster.New(localcluster.Config{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir, LogLevel: level,
 		Logger: cfg.Logger, ExtraArgs: cfg.ServerArgs})
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -275,10 +275,10 @@ func (t *target) close() {
 }
 
 // sample reads every watched server's /proc counters; a failed read leaves a zero.
-func (t *target) sample() []ProcSample {
-	out := make([]ProcSample, len(t.servers))
+func (t *target) sample() []localcluster.ProcSample {
+	out := make([]localcluster.ProcSample, len(t.servers))
 	for i, s := range t.servers {
-		ps, err := ReadProc(s.pid)
+		ps, err := localcluster.ReadProc(s.pid)
 		if err != nil {
 			t.log.Warn("reading server stats", "server", s.name, "err", err)
 			continue

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"shardlog/client"
+	"shardlog/localcluster"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -297,7 +298,7 @@ func RunScale(ctx context.Context, sc ScaleConfig) (*ScaleReport, error) {
 
 // cpuPercent is the CPU used between two samples in percent of one core over seconds;
 // 0 when either sample is missing.
-func cpuPercent(before, after ProcSample, seconds float64) float64 {
+func cpuPercent(before, after localcluster.ProcSample, seconds float64) float64 {
 	if seconds <= 0 || before.PeakRSS == 0 || after.PeakRSS == 0 {
 		return 0
 	}

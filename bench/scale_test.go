@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"shardlog/localcluster"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -77,15 +78,17 @@ func TestLeadersPerNode(t *testing.T) {
 }
 
 func TestCPUPercent(t *testing.T) {
-	s := func(cpu time.Duration) ProcSample { return ProcSample{CPU: cpu, PeakRSS: 1, RSS: 1} }
+	s := func(cpu time.Duration) localcluster.ProcSample {
+		return localcluster.ProcSample{CPU: cpu, PeakRSS: 1, RSS: 1}
+	}
 	tests := []struct {
 		name          string
-		before, after ProcSample
+		before, after localcluster.ProcSample
 		seconds, want float64
 	}{
 		{"half a core", s(time.Second), s(6 * time.Second), 10, 50},
 		{"idle", s(time.Second), s(time.Second), 10, 0},
-		{"missing sample", ProcSample{}, s(time.Second), 10, 0},
+		{"missing sample", localcluster.ProcSample{}, s(time.Second), 10, 0},
 		{"empty window", s(0), s(time.Second), 0, 0},
 	}
 	for _, tt := range tests {

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"shardlog/batch"
+	"shardlog/localcluster/localclustertest"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -20,16 +20,7 @@ import (
 // SHARDLOG_CHAOS_BINARY (to test a binary built elsewhere).
 func chaosBinary(t *testing.T) string {
 	t.Helper()
-	if bin := os.Getenv("SHARDLOG_CHAOS_BINARY"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "shardlog")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/shardlog")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/shardlog: %v\n%s", err, out)
-	}
-	return bin
+	return localclustertest.Binary(t, "SHARDLOG_CHAOS_BINARY")
 }
 
 // TestChaosShort runs the whole harness against real server processes: 5 nodes, a fixed
@@ -172,37 +163,3 @@ func TestChaosAppendBatches(t *testing.T) {
 		})
 	}
 }
-
-func TestChaosMainRejectsBadFlags(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-	}{
-		{"unknown fault", []string{"--faults", "explode"}},
-		{"unknown flag", []string{"--bogus"}},
-		{"stray argument", []string{"now"}},
-		{"replication above nodes", []string{"--nodes", "3", "--replication-factor", "5", "--faults", "kill"}},
-		{"too short", []string{"--duration", "1s", "--faults", "kill"}},
-		{"missing binary", []string{"--faults", "kill", "--duration", "10s"}},
-		{"zero availability bound", []string{"--faults", "kill", "--max-unavailable", "0s"}},
-		{"negative availability bound", []string{"--faults", "kill", "--max-unavailable", "-1s"}},
-		{"zero idle interval", []string{"--faults", "kill", "--idle-interval", "0s"}},
-		{"idle interval too short", []string{"--faults", "kill", "--idle-interval", "1ms"}},
-		{"zero retention", []string{"--faults", "kill", "--retention", "0s"}},
-		{"zero retention rate", []string{"--faults", "kill", "--retention-rate", "0"}},
-		{"negative idle shards", []string{"--faults", "kill", "--idle-shards", "-2"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out, errb testBuf
-			if code := Main(append(tt.args, "--binary", "/nonexistent"), &out, &errb); code != ExitInconclusive {
-				t.Fatalf("exit %d, want %d; stderr %s", code, ExitInconclusive, errb)
-			}
-		})
-	}
-}
-
-type testBuf []byte
-
-func (b *testBuf) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
-func (b testBuf) String() string               { return string(b) }

@@ -103,7 +103,9 @@
 //	shardlog chaos --seed 42 --json          # replay seed 42, JSON report
 //	shardlog chaos --nodes 3 --faults kill --keep
 //
-// In Go: Main(args, stdout, stderr) is the command; Run(ctx, Config) runs once and returns
-// the Report; Check(History) is the checker; Plan(seed, faults, duration) the schedule;
-// Cluster starts, kills, pauses and restarts server processes.
+// In Go: Run(ctx, Config) runs once and returns the Report (cmd/shardlog parses the
+// flags into the Config); Check(History) is the checker; Plan(seed, faults, duration)
+// the schedule.
+// The server processes are started, killed, paused and restarted through localcluster;
+// Netns adds the network namespaces that partitions cut.
 package chaos

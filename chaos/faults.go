@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"shardlog/localcluster"
 )
 
 // Fault injection: resolving a step's target on the live cluster and running it.
@@ -253,6 +255,20 @@ func (r *run) restartAll(ctx context.Context, s Step, ev *FaultEvent) error {
 	var errs []error
 	for i := range r.cl.Nodes() {
 		errs = append(errs, r.cl.WaitServing(wctx, i))
+	}
+	return errors.Join(errs...)
+}
+
+// heal resumes every paused node of c and starts every node that is not running.
+func heal(c *localcluster.Cluster) error {
+	var errs []error
+	for i := range c.Nodes() {
+		switch {
+		case c.Paused(i):
+			errs = append(errs, c.Resume(i))
+		case !c.Running(i):
+			errs = append(errs, c.StartNode(i))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"shardlog/client"
+	"shardlog/localcluster"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -32,7 +33,7 @@ func TestIdleShardsFailOver(t *testing.T) {
 		t.Run(fault, func(t *testing.T) {
 			dir := t.TempDir()
 			log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			cl, err := NewCluster(ClusterConfig{Binary: bin, Nodes: 3, Dir: dir, LogLevel: "warn", Logger: log})
+			cl, err := localcluster.New(localcluster.Config{Binary: bin, Nodes: 3, Dir: dir, LogLevel: "warn", Logger: log})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"shardlog/localcluster"
 )
 
 // Netns gives every node its own network namespace and address, joined by a bridge in
@@ -241,7 +243,7 @@ type Cut struct {
 }
 
 // describe renders the cut with node names, one entry per group.
-func (c Cut) describe(nodes []*Node) []string {
+func (c Cut) describe(nodes []*localcluster.Node) []string {
 	var out []string
 	for _, g := range c.Groups {
 		var names []string

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"shardlog/client"
+	"shardlog/localcluster"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -210,8 +211,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.RetentionShards > 0 {
 		extra = append(extra, "--retention-interval", cfg.RetentionInterval.String())
 	}
-	cl, err := NewCluster(ClusterConfig{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir,
-		LogLevel: cfg.ServerLogLevel, Net: netns, Logger: log, ExtraArgs: extra})
+	ccfg := localcluster.Config{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir,
+		LogLevel: cfg.ServerLogLevel, Logger: log, ExtraArgs: extra}
+	if netns != nil {
+		ccfg.Net = netns // NB: a nil *Netns in the interface would not be nil
+	}
+	cl, err := localcluster.New(ccfg)
 	if err != nil {
 		return Report{Seed: cfg.Seed}, err
 	}
@@ -226,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // running 30 s after ctx ended: every RPC to a dead node then fails at once, so a step
 // stuck in one unwinds and Run returns (inconclusive). A last resort; the returned func
 // stops it.
-func watchdog(ctx context.Context, cfg Config, cl *Cluster, log *slog.Logger) func() {
+func watchdog(ctx context.Context, cfg Config, cl *localcluster.Cluster, log *slog.Logger) func() {
 	budget := cfg.Duration + 4*time.Minute + 3*cfg.SettleTimeout
 	done := make(chan struct{})
 	go func() {
@@ -253,7 +258,7 @@ func watchdog(ctx context.Context, cfg Config, cl *Cluster, log *slog.Logger) fu
 type run struct {
 	cfg Config
 	log *slog.Logger
-	cl  *Cluster
+	cl  *localcluster.Cluster
 	net *Netns
 	dir string
 	rec *recorder
@@ -297,7 +302,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	workloadEnd := r.rec.sinceMs()
 	stopProducers()
 	stopWatch()
-	if err := r.cl.Heal(); err != nil {
+	if err := heal(r.cl); err != nil {
 		r.errorf("heal: %v", err)
 	}
 	if r.net != nil {

@@ -289,12 +289,11 @@ type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-// mainStatus adapts a package's Main(args, stdout, stderr) int to a command.
-func mainStatus(m func(args []string, stdout, stderr io.Writer) int) func(context.Context, *env, globals, []string) error {
-	return func(_ context.Context, e *env, _ globals, args []string) error {
-		if code := m(args, e.stdout, e.stderr); code != 0 {
-			return exitStatus(code)
-		}
-		return nil
+// exitCode turns a harness's exit status into a command's error: nil for 0, else
+// an exitStatus (the harness already reported what happened).
+func exitCode(code int) error {
+	if code != 0 {
+		return exitStatus(code)
 	}
+	return nil
 }

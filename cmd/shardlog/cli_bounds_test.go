@@ -19,6 +19,7 @@ import (
 
 	"shardlog/batch"
 	"shardlog/client/clienttest"
+	"shardlog/localcluster/localclustertest"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -39,7 +40,9 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	localclustertest.Cleanup()
+	os.Exit(code)
 }
 
 // slack is what a bounded command may take beyond its bound on a loaded 2-core machine.

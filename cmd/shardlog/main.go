@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"shardlog/bench"
-	"shardlog/chaos"
 )
 
 func main() {
@@ -63,8 +62,8 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"server", "[flags]", "run a shardlog node", func(_ context.Context, _ *env, _ globals, a []string) error { return runServer(a) }, false},
-		{"dev", "[flags]", "run a local development cluster", func(_ context.Context, _ *env, _ globals, a []string) error { return runDev(a) }, false},
+		{"server", "[flags]", "run a shardlog node", func(ctx context.Context, _ *env, _ globals, a []string) error { return runServer(ctx, a) }, false},
+		{"dev", "[flags]", "run a local development cluster", func(ctx context.Context, e *env, _ globals, a []string) error { return runDev(ctx, e, a) }, false},
 		{"create-topic", "NAME --shards N --replication-factor R [--retention 24h] [--retention-bytes N] [--compression none|s2|zstd]", "create a topic", cmdCreateTopic, true},
 		{"delete-topic", "NAME", "delete a topic and its data", cmdDeleteTopic, true},
 		{"topics", "", "list topics", cmdTopics, true},
@@ -72,7 +71,9 @@ func init() {
 		{"produce", "TOPIC [--key K] [--shard N] [--delivery-timeout D]", "produce one record per stdin line", cmdProduce, true},
 		{"consume", "TOPIC [--shard N] [--from-beginning|--offset O] [--max N] [--follow] [--format text|json]", "print records", cmdConsume, true},
 		{"dump", "[--json]", "show nodes, topics, placement and meta state", cmdDump, true},
-		{"bench", "[--nodes 3|--server host:port] [--shards N] [--record-size B] [--duration 10s] [--json] | matrix", "measure produce/consume throughput, latency and server cost", mainStatus(bench.Main), false},
-		{"chaos", "[--nodes 5] [--faults kill,pause,partition,restart-all] [--duration 60s] [--seed N] [--json]", "run a cluster under faults and check that nothing acknowledged is lost", mainStatus(chaos.Main), false},
+		{"bench", "[--nodes 3|--server host:port] [--shards N] [--record-size B] [--duration 10s] [--json] | matrix", "measure produce/consume throughput, latency and server cost", func(_ context.Context, e *env, _ globals, a []string) error {
+			return exitCode(bench.Main(a, e.stdout, e.stderr))
+		}, false},
+		{"chaos", "[--nodes 5] [--faults kill,pause,partition,restart-all] [--duration 60s] [--seed N] [--json]", "run a cluster under faults and check that nothing acknowledged is lost", cmdChaos, false},
 	}
 }

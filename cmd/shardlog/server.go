@@ -1,24 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"shardlog/node"
@@ -88,7 +80,8 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-func runServer(args []string) error {
+// runServer runs a node until ctx ends (SIGINT or SIGTERM), then closes it.
+func runServer(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	cfg := node.DefaultConfig()
 	join, logLevel, pprofAddr := serverFlags(fs, &cfg)
@@ -126,8 +119,6 @@ func runServer(args []string) error {
 		defer srv.Close()
 		cfg.Logger.Info("pprof endpoints", "addr", lis.Addr().String())
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -136,145 +127,6 @@ func runServer(args []string) error {
 	cfg.Logger.Info("shutting down")
 	n.Close()
 	return nil
-}
-
-// runDev starts a local 3-node cluster as three `shardlog server` child processes,
-// so any of them can be killed and restarted like a real node.
-func runDev(args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	dir := fs.String("dir", "data/dev", "parent directory of the nodes' data directories")
-	nodes := fs.Int("nodes", 3, "number of nodes")
-	basePort := fs.Int("port", 7400, "client port of the first node; node i uses port+10*i, +1 Raft, +2 gossip")
-	logLevel := fs.String("log-level", "warn", "server log level")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if *nodes < 1 || *nodes > 9 {
-		return fmt.Errorf("--nodes %d must be 1..9", *nodes)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	first := net.JoinHostPort("127.0.0.1", strconv.Itoa(*basePort))
-	var procs []*exec.Cmd
-	var wg sync.WaitGroup
-	exited := make(chan string, *nodes)
-	var done []chan struct{}
-	for i := range *nodes {
-		name := fmt.Sprintf("n%d", i+1)
-		ndir := filepath.Join(*dir, name)
-		port := *basePort + 10*i
-		sargs := []string{"server", "--dir", ndir, "--port", strconv.Itoa(port), "--log-level", *logLevel}
-		if i > 0 {
-			sargs = append(sargs, "--join", first)
-		}
-		cmd := exec.Command(exe, sargs...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us; we stop the children
-		stdout, _ := cmd.StdoutPipe()
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			stopAll(procs, done)
-			return fmt.Errorf("start %s: %w", name, err)
-		}
-		procs = append(procs, cmd)
-		d := make(chan struct{})
-		done = append(done, d)
-		wg.Add(2)
-		go prefixLines(&wg, name, stdout, os.Stdout)
-		go prefixLines(&wg, name, stderr, os.Stderr)
-		go func() {
-			err := cmd.Wait()
-			close(d)
-			exited <- fmt.Sprintf("%s (pid %d) exited (%v); restart it with: %s %s", name, cmd.Process.Pid, err,
-				exe, strings.Join(sargs[:5], " "))
-		}()
-		if i == 0 {
-			if err := waitServing(ctx, first, 60*time.Second); err != nil {
-				stopAll(procs, done)
-				return fmt.Errorf("n1 did not start: %w", err)
-			}
-		}
-	}
-	fmt.Printf(`
-shardlog dev cluster: %d nodes, data under %s
-  nodes: `, *nodes, *dir)
-	for i := range *nodes {
-		fmt.Printf("127.0.0.1:%d (pid %d)  ", *basePort+10*i, procs[i].Process.Pid)
-	}
-	fmt.Printf(`
-  try, in another terminal:
-    ./bin/shardlog create-topic events --shards 8 --replication-factor 3
-    seq 1 20000 | ./bin/shardlog produce events
-    ./bin/shardlog consume events --from-beginning --server 127.0.0.1:%d | wc -l
-    ./bin/shardlog dump
-  Ctrl-C stops every node; the next run keeps the data.
-
-`, *basePort+20)
-	// A node that dies (or is killed to try failover) is reported, not restarted:
-	// the others keep serving, and the message says how to bring it back.
-	for alive := *nodes; alive > 0 && ctx.Err() == nil; {
-		select {
-		case <-ctx.Done():
-		case msg := <-exited:
-			alive--
-			fmt.Fprintln(os.Stderr, "dev:", msg)
-		}
-	}
-	stopAll(procs, done)
-	wg.Wait()
-	return nil
-}
-
-// stopAll sends SIGTERM to every child still running and waits up to 15 s for each
-// to exit (done[i] closes when child i exited), then kills what is left.
-func stopAll(procs []*exec.Cmd, done []chan struct{}) {
-	for i, p := range procs {
-		select {
-		case <-done[i]:
-		default:
-			_ = p.Process.Signal(syscall.SIGTERM)
-		}
-	}
-	deadline := time.After(15 * time.Second)
-	for i, p := range procs {
-		select {
-		case <-done[i]:
-		case <-deadline:
-			_ = p.Process.Kill()
-			<-done[i]
-		}
-	}
-}
-
-func prefixLines(wg *sync.WaitGroup, name string, r io.Reader, w io.Writer) {
-	defer wg.Done()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fmt.Fprintf(w, "[%s] %s\n", name, sc.Text())
-	}
-}
-
-// waitServing waits until addr accepts TCP connections.
-func waitServing(ctx context.Context, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return errors.New("timed out waiting for " + addr)
 }
 
 // byteSize prints a byte count in binary units: 512B, 63.9MiB, 1GiB.

@@ -1,4 +1,4 @@
-package bench
+package localcluster
 
 import (
 	"bufio"
@@ -27,7 +27,7 @@ type ProcSample struct {
 func ReadProc(pid int) (ProcSample, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return ProcSample{}, fmt.Errorf("bench: %w", err)
+		return ProcSample{}, fmt.Errorf("localcluster: %w", err)
 	}
 	cpu, err := ParseStatCPU(string(stat))
 	if err != nil {
@@ -35,7 +35,7 @@ func ReadProc(pid int) (ProcSample, error) {
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return ProcSample{}, fmt.Errorf("bench: %w", err)
+		return ProcSample{}, fmt.Errorf("localcluster: %w", err)
 	}
 	hwm, rss, err := ParseStatusMemory(string(status))
 	if err != nil {
@@ -50,17 +50,17 @@ func ReadProc(pid int) (ProcSample, error) {
 func ParseStatCPU(stat string) (time.Duration, error) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("bench: /proc stat: no command name in %q", trim(stat))
+		return 0, fmt.Errorf("localcluster: /proc stat: no command name in %q", trim(stat))
 	}
 	// After ")": field 3 (state) is the first; utime and stime are fields 14 and 15.
 	f := strings.Fields(stat[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("bench: /proc stat: %d fields after the command name, want at least 13", len(f))
+		return 0, fmt.Errorf("localcluster: /proc stat: %d fields after the command name, want at least 13", len(f))
 	}
 	utime, err1 := strconv.ParseUint(f[11], 10, 64)
 	stime, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bench: /proc stat: bad utime %q or stime %q", f[11], f[12])
+		return 0, fmt.Errorf("localcluster: /proc stat: bad utime %q or stime %q", f[11], f[12])
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
@@ -77,11 +77,11 @@ func ParseStatusMemory(status string) (hwm, rss int64, err error) {
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, 0, fmt.Errorf("bench: /proc status: bad %s line %q", name, sc.Text())
+			return 0, 0, fmt.Errorf("localcluster: /proc status: bad %s line %q", name, sc.Text())
 		}
 		kb, perr := strconv.ParseInt(f[0], 10, 64)
 		if perr != nil {
-			return 0, 0, fmt.Errorf("bench: /proc status: bad %s value %q", name, f[0])
+			return 0, 0, fmt.Errorf("localcluster: /proc status: bad %s value %q", name, f[0])
 		}
 		if name == "VmHWM" {
 			hwm, haveHWM = kb<<10, true
@@ -90,9 +90,33 @@ func ParseStatusMemory(status string) (hwm, rss int64, err error) {
 		}
 	}
 	if !haveHWM || !haveRSS {
-		return 0, 0, fmt.Errorf("bench: /proc status: no VmHWM or VmRSS line")
+		return 0, 0, fmt.Errorf("localcluster: /proc status: no VmHWM or VmRSS line")
 	}
 	return hwm, rss, nil
+}
+
+// ReadState returns pid's state letter (R, S, D, T, t, Z...) from /proc/<pid>/stat.
+func ReadState(pid int) (byte, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("localcluster: %w", err)
+	}
+	return ParseStatState(string(stat))
+}
+
+// ParseStatState returns the state letter (field 3: R, S, D, T, t, Z...) of the
+// contents of /proc/<pid>/stat. The command name (field 2) may hold spaces and
+// parentheses, so the state is the first field after its last ')'.
+func ParseStatState(stat string) (byte, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("localcluster: /proc stat: no command name in %q", trim(stat))
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) == 0 || len(f[0]) != 1 {
+		return 0, fmt.Errorf("localcluster: /proc stat: no state after the command name in %q", trim(stat))
+	}
+	return f[0][0], nil
 }
 
 func trim(s string) string {
