@@ -460,23 +460,12 @@ func (r *run) createTopic(ctx context.Context, spec *TopicSpec) error {
 		}
 		sleepCtx(ctx, 300*time.Millisecond)
 	}
-	for {
-		info, err := r.adm.DescribeTopic(ctx, spec.Name, true)
-		if err == nil && len(info.GetShards()) == int(spec.Shards) {
-			ready := true
-			for _, s := range info.GetShards() {
-				ready = ready && s.GetStatusError() == "" && s.GetLeaderNodeId() != 0
-			}
-			if ready {
-				spec.Replicas = r.replicaNames(info.GetShards())
-				return nil
-			}
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("chaos: topic %s shards have no leaders: %v", spec.Name, err)
-		}
-		sleepCtx(ctx, 200*time.Millisecond)
+	info, err := r.adm.WaitLed(ctx, spec.Name)
+	if err != nil {
+		return fmt.Errorf("chaos: %w", err)
 	}
+	spec.Replicas = r.replicaNames(info.GetShards())
+	return nil
 }
 
 // replicaNames returns, per shard index, the names of the nodes holding its replicas.
