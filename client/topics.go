@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"shardlog/proto/shardlogv1"
 )
 
@@ -35,7 +38,7 @@ func (c *Client) WaitLed(ctx context.Context, topic string) (*shardlogv1.TopicIn
 			if why = unled(info); why == "" {
 				return info, nil
 			}
-		case ctx.Err() == nil: // a call cut short by ctx keeps the reason before it
+		case ctx.Err() == nil && !cutShort(err): // a call cut short by ctx keeps the reason before it
 			why = err.Error()
 		}
 		select {
@@ -44,6 +47,13 @@ func (c *Client) WaitLed(ctx context.Context, topic string) (*shardlogv1.TopicIn
 		case <-t.C:
 		}
 	}
+}
+
+// cutShort reports a call that ended on its deadline or by cancellation: gRPC's own
+// deadline timer may fire a moment before ctx.Err() is set.
+func cutShort(err error) bool {
+	c := status.Code(err)
+	return c == codes.DeadlineExceeded || c == codes.Canceled
 }
 
 // unled describes the shards of info without a serving leader, or returns "" when

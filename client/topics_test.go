@@ -24,7 +24,7 @@ func TestCreateTopicAndWait(t *testing.T) {
 	if err := srv.SetLeader("t", 1, 0, ""); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	_, err = c.WaitLed(ctx, "t")
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "shards [1] without a leader") {
