@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"shardlog/batch"
 	"shardlog/localcluster"
@@ -172,7 +171,7 @@ func newProber(addrs []string, topic string, shards []int, size int, seed uint64
 		p.ids[s] = randomProducerID()
 	}
 	for _, a := range addrs {
-		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(a, shardlogv1.DialOptions()...)
 		if err != nil {
 			p.close()
 			return nil, fmt.Errorf("bench: probe connection to %s: %w", a, err)

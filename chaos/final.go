@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"shardlog/batch"
@@ -131,7 +130,7 @@ func Unsettled(ctx context.Context, shards []*shardlogv1.ShardInfo) string {
 
 // ReplicaStatus asks the node at addr for its replica of shardID (at most 2 s).
 func ReplicaStatus(ctx context.Context, addr string, shardID uint64) (*shardlogv1.ShardStatus, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(addr, shardlogv1.DialOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -221,8 +220,7 @@ func (r *run) readReplicas(ctx context.Context) []ReplicaLog {
 // retrying each step until ctx ends. When retention moves the first offset past the read
 // position meanwhile, it starts again from the new first offset.
 func readReplica(ctx context.Context, addr, topic string, shard uint32, shardID uint64) (ReplicaLog, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	cc, err := grpc.NewClient(addr, shardlogv1.DialOptions()...)
 	if err != nil {
 		return ReplicaLog{}, err
 	}
