@@ -9,6 +9,7 @@ import (
 
 	"shardlog/batch"
 	"shardlog/client"
+	"shardlog/ids"
 	"shardlog/segment"
 )
 
@@ -75,7 +76,7 @@ func SegmentBaseline(ctx context.Context, w Workload, dir string) (*Throughput, 
 		pool = append(pool, encoded{data: data, count: len(recs), bytes: bytes})
 	}
 
-	next := make([]uint64, w.Shards)
+	next := make([]ids.Offset, w.Shards)
 	var records, bytes uint64
 	start := time.Now()
 	deadline := start.Add(w.Duration)
@@ -88,16 +89,16 @@ func SegmentBaseline(ctx context.Context, w Workload, dir string) (*Throughput, 
 		}
 		b := pool[i%segmentPool]
 		s := i % uint64(w.Shards)
-		id := s + 1
+		id := ids.ShardID(s + 1)
 		wb := store.NewWriteBatch()
 		wb.PutRecordBatch(id, next[s], b.data)
-		wb.PutState(id, segment.ShardState{ReplicaID: 1, AppliedIndex: i + 1, NextOffset: next[s] + uint64(b.count)})
+		wb.PutState(id, segment.ShardState{ReplicaID: 1, AppliedIndex: i + 1, NextOffset: next[s] + ids.Offset(b.count)})
 		err := wb.Commit(false)
 		wb.Close()
 		if err != nil {
 			return nil, err
 		}
-		next[s] += uint64(b.count)
+		next[s] += ids.Offset(b.count)
 		records += uint64(b.count)
 		bytes += uint64(b.bytes)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"shardlog/ids"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -32,7 +33,7 @@ const DefaultEventBuffer = 1024
 type Config struct {
 	// NodeID is this node's ID; the memberlist node name is its 16-digit hex
 	// form. Required, non-zero. Hard setting: never changes for a data dir.
-	NodeID uint64
+	NodeID ids.NodeID
 	// BindAddr is the IP to listen on for gossip TCP and UDP. Default
 	// "0.0.0.0" (all interfaces).
 	BindAddr string
@@ -93,7 +94,7 @@ var (
 
 // DefaultConfig returns the production defaults for node id: all
 // interfaces, port 7402, LAN timings.
-func DefaultConfig(id uint64) Config {
+func DefaultConfig(id ids.NodeID) Config {
 	c := Config{NodeID: id, BindPort: DefaultPort}
 	c.EnsureDefaults()
 	return c
@@ -157,7 +158,7 @@ func (c *Config) Validate() error {
 }
 
 // nodeName is the memberlist node name for a node ID.
-func nodeName(id uint64) string {
+func nodeName(id ids.NodeID) string {
 	return fmt.Sprintf("%016x", id)
 }
 

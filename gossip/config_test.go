@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"log/slog"
+	"shardlog/ids"
 	"strings"
 	"testing"
 	"time"
@@ -105,11 +106,11 @@ func TestParseMemberlistLine(t *testing.T) {
 func TestParseNodeName(t *testing.T) {
 	tests := []struct {
 		in     string
-		want   uint64
+		want   ids.NodeID
 		wantOK bool
 	}{
 		{in: nodeName(1), want: 1, wantOK: true},
-		{in: nodeName(^uint64(0)), want: ^uint64(0), wantOK: true},
+		{in: nodeName(^ids.NodeID(0)), want: ^ids.NodeID(0), wantOK: true},
 		{in: "1", wantOK: false},
 		{in: "000000000000000g", wantOK: false},
 		{in: "0000000000000000", wantOK: false},
@@ -126,14 +127,14 @@ func TestParseNodeName(t *testing.T) {
 func TestEventsDropOldestWhenFull(t *testing.T) {
 	g := &Gossip{events: make(chan Event, 3), log: slog.New(slog.DiscardHandler)}
 	g.mu.Lock()
-	for id := uint64(1); id <= 10; id++ {
+	for id := ids.NodeID(1); id <= 10; id++ {
 		g.emitLocked(Event{NodeID: id, State: StateAlive})
 	}
 	g.closed = true
 	close(g.events)
 	g.emitLocked(Event{NodeID: 11}) // after close: ignored, no panic
 	g.mu.Unlock()
-	var got []uint64
+	var got []ids.NodeID
 	for ev := range g.events {
 		got = append(got, ev.NodeID)
 	}

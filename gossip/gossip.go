@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"shardlog/ids"
 	"strconv"
 	"sync"
 	"time"
@@ -99,7 +100,7 @@ func (g *Gossip) Join(seeds []string) (int, error) {
 }
 
 // LocalID returns this node's ID.
-func (g *Gossip) LocalID() uint64 {
+func (g *Gossip) LocalID() ids.NodeID {
 	return g.cfg.NodeID
 }
 
@@ -122,14 +123,14 @@ func (g *Gossip) Members() []Member {
 }
 
 // Member returns one node's row, and false if it was never seen.
-func (g *Gossip) Member(id uint64) (Member, bool) {
+func (g *Gossip) Member(id ids.NodeID) (Member, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.tbl.member(id)
 }
 
 // State returns a node's state, or "" if it was never seen.
-func (g *Gossip) State(id uint64) State {
+func (g *Gossip) State(id ids.NodeID) State {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.tbl.state(id)
@@ -137,7 +138,7 @@ func (g *Gossip) State(id uint64) State {
 
 // AliveIDs returns the IDs of the members in state ALIVE (not SUSPECT),
 // sorted, this node included while it runs.
-func (g *Gossip) AliveIDs() []uint64 {
+func (g *Gossip) AliveIDs() []ids.NodeID {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.tbl.aliveIDs()
@@ -321,7 +322,7 @@ func (g *Gossip) observeNode(n *memberlist.Node, alive bool) {
 }
 
 // observeLeaving records a peer's direct "leaving" message.
-func (g *Gossip) observeLeaving(id uint64) {
+func (g *Gossip) observeLeaving(id ids.NodeID) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.tbl.markLeaving(id)
@@ -351,7 +352,7 @@ func (g *Gossip) emitLocked(ev Event) {
 }
 
 // parseNodeName converts a memberlist node name back to a node ID.
-func parseNodeName(name string) (uint64, bool) {
+func parseNodeName(name string) (ids.NodeID, bool) {
 	if len(name) != 16 {
 		return 0, false
 	}
@@ -359,5 +360,5 @@ func parseNodeName(name string) (uint64, bool) {
 	if err != nil || id == 0 {
 		return 0, false
 	}
-	return id, true
+	return ids.NodeID(id), true
 }

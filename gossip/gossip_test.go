@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"shardlog/ids"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +23,7 @@ type testNode struct {
 }
 
 // eventsFor returns the states this node reported for id, in order.
-func (n *testNode) eventsFor(id uint64) []State {
+func (n *testNode) eventsFor(id ids.NodeID) []State {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []State
@@ -82,13 +83,13 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // startNode starts a Fast gossip node on 127.0.0.1; port 0 picks a free
 // port. Shutdown runs at cleanup (a second Shutdown is harmless).
-func startNode(t *testing.T, id uint64, port int, seeds func() []string) *testNode {
+func startNode(t *testing.T, id ids.NodeID, port int, seeds func() []string) *testNode {
 	t.Helper()
 	g, err := Start(Config{
 		NodeID:   id,
 		BindAddr: "127.0.0.1",
 		BindPort: port,
-		Meta:     NodeMeta{ClientAddr: fmt.Sprintf("127.0.0.1:%d", 7400+id), Zone: "z" + strconv.FormatUint(id, 10)},
+		Meta:     NodeMeta{ClientAddr: fmt.Sprintf("127.0.0.1:%d", 7400+id), Zone: "z" + strconv.FormatUint(uint64(id), 10)},
 		Logger:   testLogger(t),
 		Fast:     true,
 		Seeds:    seeds,
@@ -160,7 +161,7 @@ func startCluster(t *testing.T, size int) []*testNode {
 	t.Helper()
 	nodes := make([]*testNode, size)
 	for i := range nodes {
-		nodes[i] = startNode(t, uint64(i+1), 0, nil)
+		nodes[i] = startNode(t, ids.NodeID(i+1), 0, nil)
 		if i > 0 {
 			join(t, nodes[i], nodes[0])
 		}
@@ -172,7 +173,7 @@ func startCluster(t *testing.T, size int) []*testNode {
 // waitAllAlive waits until every node sees exactly the given nodes ALIVE.
 func waitAllAlive(t *testing.T, nodes ...*testNode) {
 	t.Helper()
-	var want []uint64
+	var want []ids.NodeID
 	for _, n := range nodes {
 		want = append(want, n.LocalID())
 	}
@@ -184,7 +185,7 @@ func waitAllAlive(t *testing.T, nodes ...*testNode) {
 	}
 }
 
-func waitState(t *testing.T, n *testNode, id uint64, want State) {
+func waitState(t *testing.T, n *testNode, id ids.NodeID, want State) {
 	t.Helper()
 	waitFor(t, 6*time.Second, fmt.Sprintf("node %d to see node %d %s", n.LocalID(), id, want), func() bool {
 		return n.State(id) == want
@@ -246,7 +247,7 @@ func TestGossipShutdownSuspectThenDeadThenRestartAlive(t *testing.T) {
 		if s < 0 || d < s {
 			t.Errorf("node %d saw %v for node %d, want SUSPECT before DEAD", n.LocalID(), seq, id)
 		}
-		if got := n.AliveIDs(); !slices.Equal(got, []uint64{1, 2}) {
+		if got := n.AliveIDs(); !slices.Equal(got, []ids.NodeID{1, 2}) {
 			t.Errorf("node %d AliveIDs = %v, want [1 2]", n.LocalID(), got)
 		}
 	}
@@ -292,7 +293,7 @@ func TestGossipSeedsRejoinAfterEmptyStart(t *testing.T) {
 	seeds.Store(&[]string{})
 	late := startNode(t, 3, 0, func() []string { return *seeds.Load() })
 	time.Sleep(700 * time.Millisecond) // at least one rejoin round with no seeds
-	if got := late.AliveIDs(); !slices.Equal(got, []uint64{3}) {
+	if got := late.AliveIDs(); !slices.Equal(got, []ids.NodeID{3}) {
 		t.Fatalf("late node sees %v before seeds exist, want only itself", got)
 	}
 	seeds.Store(&[]string{nodes[1].Addr(), late.Addr()})

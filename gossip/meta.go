@@ -3,6 +3,7 @@ package gossip
 import (
 	"encoding/json"
 	"fmt"
+	"shardlog/ids"
 )
 
 // NodeMeta is the metadata every node gossips about itself.
@@ -65,12 +66,12 @@ func decodeMeta(b []byte) (m NodeMeta, leaving bool, err error) {
 const msgLeaving = 'L'
 
 // encodeLeaving builds the leave announcement for node id.
-func encodeLeaving(id uint64) []byte {
+func encodeLeaving(id ids.NodeID) []byte {
 	return append([]byte{msgLeaving}, nodeName(id)...)
 }
 
 // decodeLeaving parses a leave announcement.
-func decodeLeaving(b []byte) (uint64, bool) {
+func decodeLeaving(b []byte) (ids.NodeID, bool) {
 	if len(b) == 0 || b[0] != msgLeaving {
 		return 0, false
 	}

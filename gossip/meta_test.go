@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"shardlog/ids"
 	"strings"
 	"testing"
 
@@ -82,7 +83,7 @@ func TestMetaSizeLimit(t *testing.T) {
 }
 
 func TestLeavingMessageRoundTrip(t *testing.T) {
-	for _, id := range []uint64{1, 0xdeadbeef, ^uint64(0)} {
+	for _, id := range []ids.NodeID{1, 0xdeadbeef, ^ids.NodeID(0)} {
 		got, ok := decodeLeaving(encodeLeaving(id))
 		if !ok || got != id {
 			t.Errorf("decodeLeaving(encodeLeaving(%d)) = %d, %v", id, got, ok)

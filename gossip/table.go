@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"cmp"
+	"shardlog/ids"
 	"slices"
 	"time"
 )
@@ -25,7 +26,7 @@ const (
 // Member is one node as seen by this node.
 type Member struct {
 	// NodeID is the node's ID.
-	NodeID uint64
+	NodeID ids.NodeID
 	// Addr is the node's gossip address (host:port).
 	Addr string
 	// State is the node's liveness.
@@ -39,7 +40,7 @@ type Member struct {
 // Event reports a change of a member's State or Meta.
 type Event struct {
 	// NodeID is the node that changed.
-	NodeID uint64
+	NodeID ids.NodeID
 	// State is its new (or unchanged) state.
 	State State
 	// Meta is its metadata at the time of the change.
@@ -61,17 +62,17 @@ type entry struct {
 // concurrent use; Gossip guards it with its mutex. It does no I/O and reads
 // no clock: callers pass now.
 type table struct {
-	nodes map[uint64]*entry
+	nodes map[ids.NodeID]*entry
 }
 
 func newTable() *table {
-	return &table{nodes: make(map[uint64]*entry)}
+	return &table{nodes: make(map[ids.NodeID]*entry)}
 }
 
 // joined records that memberlist holds the node as alive (a join, a
 // return from DEAD or LEFT, or newer metadata). leaving is the flag from
 // its metadata; a restarted node gossips it cleared.
-func (t *table) joined(id uint64, addr string, meta NodeMeta, leaving bool, now time.Time) (Event, bool) {
+func (t *table) joined(id ids.NodeID, addr string, meta NodeMeta, leaving bool, now time.Time) (Event, bool) {
 	e := t.row(id, now)
 	e.leaving = leaving
 	return t.set(e, addr, StateAlive, meta, now)
@@ -80,7 +81,7 @@ func (t *table) joined(id uint64, addr string, meta NodeMeta, leaving bool, now 
 // departed records that memberlist declared the node dead. It is LEFT if
 // the node announced its departure (leaving flag in its metadata, or a
 // direct leave message), else DEAD.
-func (t *table) departed(id uint64, addr string, meta NodeMeta, leaving bool, now time.Time) (Event, bool) {
+func (t *table) departed(id ids.NodeID, addr string, meta NodeMeta, leaving bool, now time.Time) (Event, bool) {
 	e := t.row(id, now)
 	st := StateDead
 	if leaving || e.leaving {
@@ -91,14 +92,14 @@ func (t *table) departed(id uint64, addr string, meta NodeMeta, leaving bool, no
 
 // markLeaving records a node's direct announcement that it is leaving, so
 // its coming departure reads as LEFT.
-func (t *table) markLeaving(id uint64) {
+func (t *table) markLeaving(id ids.NodeID) {
 	if e, ok := t.nodes[id]; ok {
 		e.leaving = true
 	}
 }
 
 // row returns the row for id, creating a fresh one.
-func (t *table) row(id uint64, now time.Time) *entry {
+func (t *table) row(id ids.NodeID, now time.Time) *entry {
 	e, ok := t.nodes[id]
 	if !ok {
 		e = &entry{member: Member{NodeID: id, Since: now}}
@@ -127,14 +128,14 @@ func (t *table) set(e *entry, addr string, st State, meta NodeMeta, now time.Tim
 
 // probeTarget is a peer the probe loop should ping.
 type probeTarget struct {
-	id   uint64
+	id   ids.NodeID
 	addr string
 	gen  uint64
 }
 
 // probeTargets lists the ALIVE and SUSPECT members other than self, sorted
 // by ID.
-func (t *table) probeTargets(self uint64) []probeTarget {
+func (t *table) probeTargets(self ids.NodeID) []probeTarget {
 	var out []probeTarget
 	for id, e := range t.nodes {
 		if id == self {
@@ -151,7 +152,7 @@ func (t *table) probeTargets(self uint64) []probeTarget {
 // probed records the outcome of a probe started at generation gen: a
 // missed ack turns ALIVE into SUSPECT and an ack turns SUSPECT into ALIVE.
 // DEAD and LEFT belong to memberlist and are never changed here.
-func (t *table) probed(id, gen uint64, acked bool, now time.Time) (Event, bool) {
+func (t *table) probed(id ids.NodeID, gen uint64, acked bool, now time.Time) (Event, bool) {
 	e, ok := t.nodes[id]
 	if !ok || e.gen != gen {
 		return Event{}, false
@@ -171,7 +172,7 @@ func (t *table) probed(id, gen uint64, acked bool, now time.Time) (Event, bool) 
 }
 
 // state returns a node's state, or "" if it was never seen.
-func (t *table) state(id uint64) State {
+func (t *table) state(id ids.NodeID) State {
 	if e, ok := t.nodes[id]; ok {
 		return e.member.State
 	}
@@ -179,7 +180,7 @@ func (t *table) state(id uint64) State {
 }
 
 // member returns a copy of one row.
-func (t *table) member(id uint64) (Member, bool) {
+func (t *table) member(id ids.NodeID) (Member, bool) {
 	e, ok := t.nodes[id]
 	if !ok {
 		return Member{}, false
@@ -198,8 +199,8 @@ func (t *table) members() []Member {
 }
 
 // aliveIDs returns the IDs of ALIVE members, sorted.
-func (t *table) aliveIDs() []uint64 {
-	var out []uint64
+func (t *table) aliveIDs() []ids.NodeID {
+	var out []ids.NodeID
 	for id, e := range t.nodes {
 		if e.member.State == StateAlive {
 			out = append(out, id)

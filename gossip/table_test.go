@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"shardlog/ids"
 	"slices"
 	"testing"
 	"time"
@@ -9,7 +10,7 @@ import (
 // step is one input to the table in a scenario.
 type step struct {
 	kind    string // "join", "depart", "leaving", "probe-ok", "probe-miss", "stale-probe-miss"
-	id      uint64
+	id      ids.NodeID
 	meta    NodeMeta
 	leaving bool // the leaving flag in the gossiped metadata
 }
@@ -159,16 +160,16 @@ func TestTableListsSortedAndRejoinRule(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tests := []struct {
 		name       string
-		alive      []uint64
-		dead       []uint64
-		left       []uint64
+		alive      []ids.NodeID
+		dead       []ids.NodeID
+		left       []ids.NodeID
 		wantRejoin bool
 	}{
-		{name: "alone", alive: []uint64{1}, wantRejoin: true},
-		{name: "all alive", alive: []uint64{1, 2, 3}, wantRejoin: false},
-		{name: "one dead", alive: []uint64{1, 2}, dead: []uint64{3}, wantRejoin: true},
-		{name: "one left", alive: []uint64{1, 2}, left: []uint64{3}, wantRejoin: false},
-		{name: "alone after others left", alive: []uint64{1}, left: []uint64{2, 3}, wantRejoin: true},
+		{name: "alone", alive: []ids.NodeID{1}, wantRejoin: true},
+		{name: "all alive", alive: []ids.NodeID{1, 2, 3}, wantRejoin: false},
+		{name: "one dead", alive: []ids.NodeID{1, 2}, dead: []ids.NodeID{3}, wantRejoin: true},
+		{name: "one left", alive: []ids.NodeID{1, 2}, left: []ids.NodeID{3}, wantRejoin: false},
+		{name: "alone after others left", alive: []ids.NodeID{1}, left: []ids.NodeID{2, 3}, wantRejoin: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

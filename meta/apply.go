@@ -7,6 +7,7 @@ import (
 
 	"github.com/lni/dragonboat/v4/statemachine"
 
+	"shardlog/ids"
 	"shardlog/placement"
 )
 
@@ -128,7 +129,7 @@ func (s *State) createTopic(index uint64, ct *CreateTopic) ([]byte, *Error) {
 		sh := Shard{Index: uint32(i), ShardID: s.NextShardID, Replicas: make([]Replica, len(nodes))}
 		s.NextShardID++
 		for j, id := range nodes {
-			sh.Replicas[j] = Replica{ReplicaID: s.NextReplicaID, NodeID: NodeID(id)}
+			sh.Replicas[j] = Replica{ReplicaID: s.NextReplicaID, NodeID: id}
 			s.NextReplicaID++
 		}
 		t.ShardList[i] = sh
@@ -139,10 +140,10 @@ func (s *State) createTopic(index uint64, ct *CreateTopic) ([]byte, *Error) {
 
 // candidates returns the candidate nodes of topic name with their registered
 // zones, which placement keeps a shard's replicas apart by.
-func (s *State) candidates(name string, ids []NodeID) ([]placement.Node, *Error) {
-	out := make([]placement.Node, 0, len(ids))
-	seen := make(map[NodeID]bool, len(ids))
-	for _, id := range ids {
+func (s *State) candidates(name string, nodes []ids.NodeID) ([]placement.Node, *Error) {
+	out := make([]placement.Node, 0, len(nodes))
+	seen := make(map[ids.NodeID]bool, len(nodes))
+	for _, id := range nodes {
 		n, ok := s.Nodes[id]
 		if !ok {
 			return nil, errorf(CodeFailedPrecondition, "topic %q: candidate node %d is not registered", name, uint64(id))
@@ -151,7 +152,7 @@ func (s *State) candidates(name string, ids []NodeID) ([]placement.Node, *Error)
 			return nil, errorf(CodeInvalidArgument, "topic %q: candidate node %d is listed twice", name, uint64(id))
 		}
 		seen[id] = true
-		out = append(out, placement.Node{ID: uint64(id), Zone: n.Zone})
+		out = append(out, placement.Node{ID: id, Zone: n.Zone})
 	}
 	return out, nil
 }
@@ -168,15 +169,15 @@ func (s *State) deleteTopic(name string) ([]byte, *Error) {
 
 // placements lists every shard's replica node IDs, preferred leader first, in
 // topic name and shard index order.
-func (s *State) placements() [][]uint64 {
-	var out [][]uint64
+func (s *State) placements() [][]ids.NodeID {
+	var out [][]ids.NodeID
 	for _, t := range s.SortedTopics() {
 		for _, sh := range t.ShardList {
-			ids := make([]uint64, len(sh.Replicas))
+			nodes := make([]ids.NodeID, len(sh.Replicas))
 			for i, r := range sh.Replicas {
-				ids[i] = uint64(r.NodeID)
+				nodes[i] = r.NodeID
 			}
-			out = append(out, ids)
+			out = append(out, nodes)
 		}
 	}
 	return out

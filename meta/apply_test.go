@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/json"
 	"errors"
+	"shardlog/ids"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ func testState(t *testing.T, n int) *State {
 	s := NewState()
 	for i := 1; i <= n; i++ {
 		r := s.Apply(uint64(i), register(Node{
-			ID: NodeID(i), ClientAddr: "127.0.0.1:7400", Zone: "z" + string(rune('0'+i-1)),
+			ID: ids.NodeID(i), ClientAddr: "127.0.0.1:7400", Zone: "z" + string(rune('0'+i-1)),
 		}))
 		if err := ResultError(r); err != nil {
 			t.Fatalf("register node %d: %v", i, err)
@@ -29,9 +30,9 @@ func register(n Node) Command {
 	return Command{Op: OpRegisterNode, RegisterNode: &RegisterNode{Node: n}}
 }
 
-func candidates(ids ...NodeID) []NodeID { return ids }
+func candidates(nodes ...ids.NodeID) []ids.NodeID { return nodes }
 
-func createCmd(spec TopicSpec, cands []NodeID, l Limits) Command {
+func createCmd(spec TopicSpec, cands []ids.NodeID, l Limits) Command {
 	return Command{Op: OpCreateTopic, CreateTopic: &CreateTopic{Spec: spec, Candidates: cands, Limits: l}}
 }
 
@@ -149,7 +150,7 @@ func checkCreated(t *testing.T, s *State, topic *Topic, ct *CreateTopic) {
 	if got := s.Topics[ct.Spec.Name]; stateJSONOf(t, got) != stateJSONOf(t, topic) {
 		t.Fatalf("state topic %+v differs from result %+v", got, topic)
 	}
-	allowed := map[NodeID]bool{}
+	allowed := map[ids.NodeID]bool{}
 	for _, id := range ct.Candidates {
 		allowed[id] = true
 	}
@@ -264,7 +265,7 @@ func TestMetaApplyMalformedCommands(t *testing.T) {
 
 func TestMetaIDsNeverReusedAfterDelete(t *testing.T) {
 	s := testState(t, 2)
-	seenShards, seenReplicas := map[uint64]bool{}, map[uint64]bool{}
+	seenShards, seenReplicas := map[ids.ShardID]bool{}, map[ids.ReplicaID]bool{}
 	for i := range 5 {
 		topic, err := ResultTopic(s.Apply(uint64(10+2*i), createCmd(spec("t", 3, 2), candidates(1, 2), Limits{})))
 		if err != nil {
@@ -291,7 +292,7 @@ func TestMetaIDsNeverReusedAfterDelete(t *testing.T) {
 func TestMetaApplyUsesRegisteredZones(t *testing.T) {
 	s := NewState()
 	for i, z := range []string{"a", "a", "b"} {
-		s.Apply(uint64(i+1), register(Node{ID: NodeID(i + 1), Zone: z}))
+		s.Apply(uint64(i+1), register(Node{ID: ids.NodeID(i + 1), Zone: z}))
 	}
 	// An entry in the old candidate form claims three zones; the registered
 	// ones are two, so each shard must span both registered zones.
@@ -302,7 +303,7 @@ func TestMetaApplyUsesRegisteredZones(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sh := range topic.ShardList {
-		ids := []NodeID{sh.Replicas[0].NodeID, sh.Replicas[1].NodeID}
+		ids := []ids.NodeID{sh.Replicas[0].NodeID, sh.Replicas[1].NodeID}
 		if !slices.Contains(ids, 3) {
 			t.Fatalf("shard %d on %v: both replicas in zone a", sh.Index, ids)
 		}
@@ -333,7 +334,7 @@ func TestMetaResultErrors(t *testing.T) {
 }
 
 // join returns the command a meta leader proposes for a joining node.
-func join(id NodeID, metaVoter bool, metaVoters int) Command {
+func join(id ids.NodeID, metaVoter bool, metaVoters int) Command {
 	return Command{Op: OpRegisterNode, RegisterNode: &RegisterNode{
 		Node:       Node{ID: id, ClientAddr: "h:1", RaftAddr: "h:2", GossipAddr: "h:3", MetaVoter: metaVoter},
 		MetaVoters: metaVoters,
@@ -346,7 +347,7 @@ func voterState(t *testing.T, voters, nonVoters int) *State {
 	t.Helper()
 	s := NewState()
 	for i := 1; i <= voters+nonVoters; i++ {
-		if err := ResultError(s.Apply(uint64(i), register(Node{ID: NodeID(i), MetaVoter: i <= voters}))); err != nil {
+		if err := ResultError(s.Apply(uint64(i), register(Node{ID: ids.NodeID(i), MetaVoter: i <= voters}))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"shardlog/ids"
 )
 
 // Command operations: the "op" field of an encoded Command.
@@ -48,7 +49,7 @@ type CreateTopic struct {
 	Spec TopicSpec `json:"spec"`
 	// Candidates are the IDs of the live nodes the proposer allows replicas
 	// on; each must be registered, and apply places by its registered zone.
-	Candidates []NodeID `json:"candidates"`
+	Candidates []ids.NodeID `json:"candidates"`
 	// Limits are the proposer's configured limits; zero fields mean defaults.
 	Limits Limits `json:"limits"`
 }
@@ -69,7 +70,7 @@ func (ct *CreateTopic) UnmarshalJSON(b []byte) error {
 	*ct = CreateTopic(raw.plain)
 	ct.Candidates = nil
 	if raw.Candidates != nil {
-		ct.Candidates = make([]NodeID, len(raw.Candidates))
+		ct.Candidates = make([]ids.NodeID, len(raw.Candidates))
 	}
 	for i, c := range raw.Candidates {
 		id, err := decodeCandidate(c)
@@ -83,15 +84,15 @@ func (ct *CreateTopic) UnmarshalJSON(b []byte) error {
 
 // decodeCandidate reads one candidate: a node ID, or an object with an "ID"
 // field (the old form, matched case-insensitively as encoding/json does).
-func decodeCandidate(b json.RawMessage) (NodeID, error) {
+func decodeCandidate(b json.RawMessage) (ids.NodeID, error) {
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
 		var old struct {
-			ID NodeID `json:"ID"`
+			ID ids.NodeID `json:"ID"`
 		}
 		err := json.Unmarshal(t, &old)
 		return old.ID, err
 	}
-	var id NodeID
+	var id ids.NodeID
 	err := json.Unmarshal(b, &id)
 	return id, err
 }

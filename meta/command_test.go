@@ -2,6 +2,7 @@ package meta
 
 import (
 	"errors"
+	"shardlog/ids"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ func TestMetaCreateTopicOldCandidatesDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []NodeID{3, 1, 2}; !slices.Equal(c.CreateTopic.Candidates, want) {
+	if want := []ids.NodeID{3, 1, 2}; !slices.Equal(c.CreateTopic.Candidates, want) {
 		t.Fatalf("candidates %v, want %v", c.CreateTopic.Candidates, want)
 	}
 	if c.CreateTopic.Spec != spec("orders", 4, 2) || c.CreateTopic.Limits != (Limits{}) {
@@ -46,11 +47,11 @@ func TestMetaCreateTopicOldCandidatesApplyAsNew(t *testing.T) {
 func TestMetaCreateTopicCandidatesRoundTrip(t *testing.T) {
 	tests := []struct {
 		name  string
-		cands []NodeID
+		cands []ids.NodeID
 	}{
 		{"none", nil},
-		{"empty", []NodeID{}},
-		{"ids", []NodeID{7, 1, 1<<64 - 1}},
+		{"empty", []ids.NodeID{}},
+		{"ids", []ids.NodeID{7, 1, 1<<64 - 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -68,7 +68,7 @@ func TestMetaNodeHostCreateTopicAndSyncRead(t *testing.T) {
 		}
 	}
 	err = nh.StartReplica(map[uint64]dragonboat.Target{1: addr}, false, NewStateMachine(notify), config.Config{
-		ReplicaID: 1, ShardID: ShardID, ElectionRTT: 10, HeartbeatRTT: 1,
+		ReplicaID: 1, ShardID: uint64(ShardID), ElectionRTT: 10, HeartbeatRTT: 1,
 		CheckQuorum: true, PreVote: true, SnapshotEntries: 100, CompactionOverhead: 50,
 	})
 	if err != nil {
@@ -85,7 +85,7 @@ func TestMetaNodeHostCreateTopicAndSyncRead(t *testing.T) {
 		}
 		for {
 			pctx, pcancel := context.WithTimeout(ctx, time.Second)
-			r, err := nh.SyncPropose(pctx, nh.GetNoOPSession(ShardID), b)
+			r, err := nh.SyncPropose(pctx, nh.GetNoOPSession(uint64(ShardID)), b)
 			pcancel()
 			if err == nil {
 				return r
@@ -110,7 +110,7 @@ func TestMetaNodeHostCreateTopicAndSyncRead(t *testing.T) {
 		t.Fatalf("rf 2 on one node: %v", err)
 	}
 
-	v, err := nh.SyncRead(ctx, ShardID, nil)
+	v, err := nh.SyncRead(ctx, uint64(ShardID), nil)
 	if err != nil {
 		t.Fatalf("SyncRead: %v", err)
 	}

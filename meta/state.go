@@ -3,23 +3,21 @@ package meta
 import (
 	"cmp"
 	"maps"
+	"shardlog/ids"
 	"slices"
 )
 
 // ShardID is the dragonboat shard ID of the meta Raft group.
-const ShardID uint64 = 1
+const ShardID ids.ShardID = 1
 
 // FirstDataShardID is the first ShardID allocated to topic shards; IDs below it
 // are reserved for system groups (1 is the meta group).
-const FirstDataShardID uint64 = 16
-
-// NodeID identifies a node: a random 64-bit ID created on its first start.
-type NodeID uint64
+const FirstDataShardID ids.ShardID = 16
 
 // Node is a registered cluster member.
 type Node struct {
 	// ID is the node's ID; never zero.
-	ID NodeID `json:"id"`
+	ID ids.NodeID `json:"id"`
 	// ClientAddr is the host:port of the node's gRPC API.
 	ClientAddr string `json:"client_addr"`
 	// RaftAddr is the host:port of the node's dragonboat NodeHost.
@@ -40,9 +38,9 @@ type Node struct {
 // Replica is one shard replica: its dragonboat ReplicaID and the node hosting it.
 type Replica struct {
 	// ReplicaID is the dragonboat ReplicaID, allocated by meta and never reused.
-	ReplicaID uint64 `json:"replica_id"`
+	ReplicaID ids.ReplicaID `json:"replica_id"`
 	// NodeID is the node hosting the replica.
-	NodeID NodeID `json:"node_id"`
+	NodeID ids.NodeID `json:"node_id"`
 }
 
 // Shard is one partition of a topic and one Raft group.
@@ -50,7 +48,7 @@ type Shard struct {
 	// Index is the shard's position in its topic, 0..Shards-1.
 	Index uint32 `json:"index"`
 	// ShardID is the dragonboat ShardID, allocated by meta and never reused.
-	ShardID uint64 `json:"shard_id"`
+	ShardID ids.ShardID `json:"shard_id"`
 	// Replicas lists the shard's replicas; Replicas[0] is the preferred leader.
 	Replicas []Replica `json:"replicas"`
 }
@@ -107,7 +105,7 @@ type ShardRef struct {
 	// Shard is a copy of the shard.
 	Shard Shard `json:"shard"`
 	// ReplicaID is the node's replica of the shard.
-	ReplicaID uint64 `json:"replica_id"`
+	ReplicaID ids.ReplicaID `json:"replica_id"`
 }
 
 // State is the metadata state machine's state. It is not safe for concurrent
@@ -116,20 +114,20 @@ type State struct {
 	// Index is the Raft index of the last applied command.
 	Index uint64 `json:"index"`
 	// Nodes holds the registered nodes by ID.
-	Nodes map[NodeID]*Node `json:"nodes"`
+	Nodes map[ids.NodeID]*Node `json:"nodes"`
 	// Topics holds the topics by name.
 	Topics map[string]*Topic `json:"topics"`
 	// NextShardID is the next ShardID to allocate.
-	NextShardID uint64 `json:"next_shard_id"`
+	NextShardID ids.ShardID `json:"next_shard_id"`
 	// NextReplicaID is the next ReplicaID to allocate.
-	NextReplicaID uint64 `json:"next_replica_id"`
+	NextReplicaID ids.ReplicaID `json:"next_replica_id"`
 }
 
 // NewState returns the empty state: no nodes or topics, NextShardID at
 // FirstDataShardID and NextReplicaID at 1.
 func NewState() *State {
 	return &State{
-		Nodes:         map[NodeID]*Node{},
+		Nodes:         map[ids.NodeID]*Node{},
 		Topics:        map[string]*Topic{},
 		NextShardID:   FirstDataShardID,
 		NextReplicaID: 1,
@@ -139,7 +137,7 @@ func NewState() *State {
 // Clone returns a deep copy of the state.
 func (s *State) Clone() *State {
 	c := *s
-	c.Nodes = make(map[NodeID]*Node, len(s.Nodes))
+	c.Nodes = make(map[ids.NodeID]*Node, len(s.Nodes))
 	for id, n := range s.Nodes {
 		nc := *n
 		c.Nodes[id] = &nc
@@ -171,7 +169,7 @@ func (s *State) SortedNodes() []*Node {
 
 // ShardsOnNode returns the shard replicas placed on node id, ordered by topic
 // name and shard index. The shards are copies.
-func (s *State) ShardsOnNode(id NodeID) []ShardRef {
+func (s *State) ShardsOnNode(id ids.NodeID) []ShardRef {
 	var out []ShardRef
 	for _, t := range s.SortedTopics() {
 		for _, sh := range t.ShardList {
@@ -188,7 +186,7 @@ func (s *State) ShardsOnNode(id NodeID) []ShardRef {
 
 // ShardByID finds the shard with dragonboat ShardID shardID. The topic pointer
 // is the state's own; the shard is a copy. It scans every topic.
-func (s *State) ShardByID(shardID uint64) (topic *Topic, sh Shard, ok bool) {
+func (s *State) ShardByID(shardID ids.ShardID) (topic *Topic, sh Shard, ok bool) {
 	for _, t := range s.Topics {
 		for _, cand := range t.ShardList {
 			if cand.ShardID == shardID {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"shardlog/ids"
 	"strings"
 	"testing"
 )
@@ -57,7 +58,7 @@ func TestMetaStateQueries(t *testing.T) {
 		t.Fatalf("SortedNodes %v", got)
 	}
 	total := 0
-	for id := NodeID(1); id <= 3; id++ {
+	for id := ids.NodeID(1); id <= 3; id++ {
 		refs := s.ShardsOnNode(id)
 		total += len(refs)
 		for i, ref := range refs {
@@ -111,13 +112,13 @@ func randomLog(r *rand.Rand, n int) []Command {
 		switch r.IntN(5) {
 		case 0:
 			c = Command{Op: OpRegisterNode, RegisterNode: &RegisterNode{Node: Node{
-				ID: NodeID(r.IntN(6)), Zone: fmt.Sprintf("z%d", r.IntN(3)), MetaVoter: r.IntN(2) == 0,
+				ID: ids.NodeID(r.IntN(6)), Zone: fmt.Sprintf("z%d", r.IntN(3)), MetaVoter: r.IntN(2) == 0,
 				ClientAddr: fmt.Sprintf("127.0.0.1:%d", 7400+r.IntN(10)),
 			}, MetaVoters: r.IntN(5) - 1}}
 		case 1, 2:
-			var cands []NodeID
+			var cands []ids.NodeID
 			for _, i := range r.Perm(6)[:r.IntN(6)] {
-				cands = append(cands, NodeID(i))
+				cands = append(cands, ids.NodeID(i))
 			}
 			c = createCmd(TopicSpec{
 				Name: fmt.Sprintf("t%d", r.IntN(8)), Shards: uint32(r.IntN(6)),
@@ -203,7 +204,7 @@ func FuzzMetaDecode(f *testing.F) {
 }
 
 func TestMetaSnapshotRoundTrip(t *testing.T) {
-	sm := NewStateMachine(nil)(ShardID, 1).(*StateMachine)
+	sm := NewStateMachine(nil)(uint64(ShardID), 1).(*StateMachine)
 	for i, c := range randomLog(rand.New(rand.NewPCG(9, 10)), 300) {
 		b, err := Encode(c)
 		if err != nil {
@@ -217,7 +218,7 @@ func TestMetaSnapshotRoundTrip(t *testing.T) {
 	if err := sm.SaveSnapshot(&buf, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	fresh := NewStateMachine(nil)(ShardID, 2).(*StateMachine)
+	fresh := NewStateMachine(nil)(uint64(ShardID), 2).(*StateMachine)
 	if err := fresh.RecoverFromSnapshot(bytes.NewReader(buf.Bytes()), nil, nil); err != nil {
 		t.Fatal(err)
 	}

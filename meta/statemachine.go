@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"shardlog/ids"
 	"sync"
 
 	"github.com/lni/dragonboat/v4/statemachine"
@@ -89,7 +90,7 @@ func DecodeState(r io.Reader) (*State, error) {
 		return nil, fmt.Errorf("meta: decode state: %w", err)
 	}
 	if s.Nodes == nil {
-		s.Nodes = map[NodeID]*Node{}
+		s.Nodes = map[ids.NodeID]*Node{}
 	}
 	if s.Topics == nil {
 		s.Topics = map[string]*Topic{}

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"shardlog/ids"
 	"sync"
 	"testing"
 
@@ -13,7 +14,7 @@ func entry(index uint64, cmd []byte) statemachine.Entry {
 
 func TestMetaStateMachineUpdateAndLookup(t *testing.T) {
 	var applied []uint64
-	sm := NewStateMachine(func(i uint64) { applied = append(applied, i) })(ShardID, 1)
+	sm := NewStateMachine(func(i uint64) { applied = append(applied, i) })(uint64(ShardID), 1)
 	b, err := Encode(register(Node{ID: 5}))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +41,7 @@ func TestMetaStateMachineUpdateAndLookup(t *testing.T) {
 }
 
 func TestMetaStateMachineConcurrentLookup(t *testing.T) {
-	sm := NewStateMachine(nil)(ShardID, 1)
+	sm := NewStateMachine(nil)(uint64(ShardID), 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -51,7 +52,7 @@ func TestMetaStateMachineConcurrentLookup(t *testing.T) {
 		}
 	}()
 	for i := range 200 {
-		b, _ := Encode(register(Node{ID: NodeID(i + 1)}))
+		b, _ := Encode(register(Node{ID: ids.NodeID(i + 1)}))
 		if _, err := sm.Update(entry(uint64(i+1), b)); err != nil {
 			t.Fatal(err)
 		}

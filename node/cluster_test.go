@@ -14,6 +14,7 @@ import (
 
 	"shardlog/batch"
 	"shardlog/client"
+	"shardlog/ids"
 	"shardlog/node"
 	"shardlog/node/nodetest"
 	pb "shardlog/proto/shardlogv1"
@@ -200,7 +201,7 @@ func TestClusterLeaderLossRestartAndCatchUp(t *testing.T) {
 	}
 	victim := 1
 	for i := 1; i < 3; i++ {
-		if c.Node(i).ID() == info.Shards[0].LeaderNodeId {
+		if c.Node(i).ID() == ids.NodeID(info.Shards[0].LeaderNodeId) {
 			victim = i
 		}
 	}
@@ -319,7 +320,7 @@ func TestClusterDeleteTopicFreesData(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		for _, sh := range info.Shards {
-			if b, err := c.Node(i).Store().Read(sh.ShardId, 0, 1<<20); err != nil || len(b) != 0 {
+			if b, err := c.Node(i).Store().Read(ids.ShardID(sh.ShardId), 0, 1<<20); err != nil || len(b) != 0 {
 				t.Fatalf("node %d shard %d still has %d batches (%v)", i, sh.ShardId, len(b), err)
 			}
 		}

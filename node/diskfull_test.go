@@ -19,6 +19,7 @@ import (
 
 	"shardlog/batch"
 	"shardlog/client"
+	"shardlog/ids"
 	"shardlog/node"
 	"shardlog/node/nodetest"
 	pb "shardlog/proto/shardlogv1"
@@ -304,7 +305,7 @@ func TestClusterDiskFullRefusesWritesAndRecovers(t *testing.T) {
 // waitDiskReported waits up to 5 s until DescribeCluster through cl shows node
 // full with disk_full as want (and, while full, its free space below the limit),
 // and every other node not full.
-func waitDiskReported(t *testing.T, cl *client.Client, full uint64, want bool) {
+func waitDiskReported(t *testing.T, cl *client.Client, full ids.NodeID, want bool) {
 	t.Helper()
 	var last string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -315,7 +316,7 @@ func waitDiskReported(t *testing.T, cl *client.Client, full uint64, want bool) {
 		}
 		last = ""
 		for _, ni := range resp.Nodes {
-			w := want && ni.NodeId == full
+			w := want && ids.NodeID(ni.NodeId) == full
 			switch {
 			case ni.DiskFull != w:
 				last += fmt.Sprintf("node %d disk_full %v; ", ni.NodeId, ni.DiskFull)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"shardlog/gossip"
+	"shardlog/ids"
 )
 
 // diskCheckInterval is how often a node reads the free space of its data
@@ -63,7 +64,7 @@ type diskMonitor struct {
 	log     *slog.Logger
 
 	st    atomic.Pointer[diskState]
-	peers atomic.Pointer[map[uint64]gossip.NodeMeta] // other nodes that reported a full disk
+	peers atomic.Pointer[map[ids.NodeID]gossip.NodeMeta] // other nodes that reported a full disk
 
 	mu        sync.Mutex // serializes check
 	failing   bool       // the last statfs failed (logged once per failure streak); guarded by mu
@@ -123,8 +124,8 @@ func (m *diskMonitor) check() bool {
 
 // setPeers records which other members say their disk is full. Members that are
 // DEAD or LEFT receive no Raft entries, so they do not count.
-func (m *diskMonitor) setPeers(members []gossip.Member, self uint64) {
-	full := map[uint64]gossip.NodeMeta{}
+func (m *diskMonitor) setPeers(members []gossip.Member, self ids.NodeID) {
+	full := map[ids.NodeID]gossip.NodeMeta{}
 	for _, mb := range members {
 		if mb.NodeID != self && mb.Meta.DiskFull && (mb.State == gossip.StateAlive || mb.State == gossip.StateSuspect) {
 			full[mb.NodeID] = mb.Meta
@@ -167,7 +168,7 @@ func (n *Node) checkDisk(time.Time) {
 // NB: any replica, not only the ones a quorum needs: the leader sends every entry
 // to every follower it reaches, so a full follower would keep appending to its Raft
 // log until ENOSPC panics it.
-func (n *Node) diskRefusal(shardID uint64) error {
+func (n *Node) diskRefusal(shardID ids.ShardID) error {
 	if st := n.disk.state(); st.full {
 		return diskFullError("node %d: free disk space on %s is %s, below --min-free-disk %s: produce to shard %d refused until space is freed; reads still work",
 			n.id.NodeID, n.cfg.Dir, formatBytes(st.free), formatBytes(n.disk.minFree), shardID)
@@ -182,9 +183,9 @@ func (n *Node) diskRefusal(shardID uint64) error {
 		return nil
 	}
 	for _, r := range sh.Replicas {
-		if gm, full := (*peers)[uint64(r.NodeID)]; full {
+		if gm, full := (*peers)[r.NodeID]; full {
 			return diskFullError("node %d, which holds a replica of shard %d, reported free disk space of %s, below its --min-free-disk %s: produce refused until it frees space; reads still work",
-				uint64(r.NodeID), shardID, formatBytes(gm.DiskFreeBytes), formatBytes(gm.MinFreeDiskBytes))
+				r.NodeID, shardID, formatBytes(gm.DiskFreeBytes), formatBytes(gm.MinFreeDiskBytes))
 		}
 	}
 	return nil
@@ -192,7 +193,7 @@ func (n *Node) diskRefusal(shardID uint64) error {
 
 // diskInfo reports a node's disk state for DescribeCluster: this node's current
 // reading, another's as it gossiped it (free space only while full).
-func (n *Node) diskInfo(id uint64) (full bool, free, minFree uint64) {
+func (n *Node) diskInfo(id ids.NodeID) (full bool, free, minFree uint64) {
 	if id == n.id.NodeID {
 		st := n.disk.state()
 		return st.full, st.free, n.disk.minFree

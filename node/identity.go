@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"shardlog/ids"
 )
 
 // identity is what a node keeps about itself in <dir>/node.json.
 type identity struct {
 	// NodeID is random, created on first start, and also the node's ReplicaID in the meta group.
-	NodeID uint64 `json:"node_id"`
+	NodeID ids.NodeID `json:"node_id"`
 	// RaftAddr is fixed for the directory's lifetime (dragonboat refuses another).
 	RaftAddr string `json:"raft_addr"`
 	// MetaStarted is set once the local meta replica was created (bootstrapped or joined);
@@ -43,7 +44,7 @@ func loadIdentity(dir string) (identity, bool, error) {
 	return id, true, nil
 }
 
-func newNodeID() uint64 {
+func newNodeID() ids.NodeID {
 	var b [8]byte
 	for {
 		if _, err := rand.Read(b[:]); err != nil {
@@ -51,7 +52,7 @@ func newNodeID() uint64 {
 		}
 		// Keep IDs below 2^63 so they print the same signed and unsigned in JSON tools.
 		if id := binary.LittleEndian.Uint64(b[:]) >> 1; id != 0 {
-			return id
+			return ids.NodeID(id)
 		}
 	}
 }

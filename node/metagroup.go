@@ -18,8 +18,8 @@ import (
 
 func (n *Node) metaReplicaConfig(nonVoting bool) config.Config {
 	return config.Config{
-		ShardID:            meta.ShardID,
-		ReplicaID:          n.id.NodeID,
+		ShardID:            uint64(meta.ShardID),
+		ReplicaID:          uint64(n.id.NodeID),
 		ElectionRTT:        n.cfg.ElectionRTT,
 		HeartbeatRTT:       n.cfg.HeartbeatRTT,
 		CheckQuorum:        true,
@@ -41,7 +41,7 @@ func (n *Node) startMeta(ctx context.Context) ([]string, error) {
 		}
 		return nil, nil
 	case len(n.cfg.Join) == 0:
-		members := map[uint64]dragonboat.Target{n.id.NodeID: n.cfg.RaftAddr()}
+		members := map[uint64]dragonboat.Target{uint64(n.id.NodeID): n.cfg.RaftAddr()}
 		if err := n.nh.StartReplica(members, false, factory, n.metaReplicaConfig(false)); err != nil {
 			return nil, fmt.Errorf("node: bootstrap meta group: %w", err)
 		}
@@ -66,7 +66,7 @@ func (n *Node) startMeta(ctx context.Context) ([]string, error) {
 // (the first node may still be starting). A peer that is not a shardlog node fails fast.
 func (n *Node) joinCluster(ctx context.Context) (*pb.JoinResponse, error) {
 	req := &pb.JoinRequest{
-		NodeId:       n.id.NodeID,
+		NodeId:       uint64(n.id.NodeID),
 		ClientAddr:   n.cfg.ClientAddr(),
 		RaftAddr:     n.cfg.RaftAddr(),
 		GossipAddr:   n.cfg.GossipAddr(),
@@ -119,7 +119,7 @@ func (n *Node) notifyMeta(uint64) {
 
 // refreshView reads the local meta replica and publishes it when newer.
 func (n *Node) refreshView() (*meta.State, error) {
-	v, err := n.nh.StaleRead(meta.ShardID, nil)
+	v, err := n.nh.StaleRead(uint64(meta.ShardID), nil)
 	if err != nil {
 		return n.view.Load(), err
 	}
@@ -131,7 +131,7 @@ func (n *Node) refreshView() (*meta.State, error) {
 func (n *Node) syncView(ctx context.Context) (*meta.State, error) {
 	cctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
 	defer cancel()
-	v, err := n.nh.SyncRead(cctx, meta.ShardID, nil)
+	v, err := n.nh.SyncRead(cctx, uint64(meta.ShardID), nil)
 	if err != nil {
 		return n.view.Load(), err
 	}
@@ -193,7 +193,7 @@ func (n *Node) registerLoop() {
 	defer n.wg.Done()
 	for attempt := 0; ; attempt++ {
 		if v := n.view.Load(); v != nil {
-			if me, ok := v.Nodes[meta.NodeID(n.id.NodeID)]; ok && me.ClientAddr == n.cfg.ClientAddr() &&
+			if me, ok := v.Nodes[n.id.NodeID]; ok && me.ClientAddr == n.cfg.ClientAddr() &&
 				me.RaftAddr == n.cfg.RaftAddr() && me.GossipAddr == n.cfg.GossipAddr() && me.Zone == n.cfg.Zone {
 				return
 			}
@@ -219,7 +219,7 @@ func (n *Node) registerLoop() {
 // has. It is registered without MetaVoters, so the apply takes that flag as given.
 func (n *Node) self(v *meta.State) meta.Node {
 	me := meta.Node{
-		ID:         meta.NodeID(n.id.NodeID),
+		ID:         n.id.NodeID,
 		ClientAddr: n.cfg.ClientAddr(),
 		RaftAddr:   n.cfg.RaftAddr(),
 		GossipAddr: n.cfg.GossipAddr(),
@@ -248,7 +248,7 @@ func (n *Node) proposeMeta(ctx context.Context, c meta.Command) (r statemachine.
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.RequestTimeout)
 		defer cancel()
 	}
-	session := n.nh.GetNoOPSession(meta.ShardID)
+	session := n.nh.GetNoOPSession(uint64(meta.ShardID))
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
 		r, err = n.nh.SyncPropose(actx, session, b)

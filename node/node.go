@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"shardlog/gossip"
+	"shardlog/ids"
 	"shardlog/meta"
 	pb "shardlog/proto/shardlogv1"
 	"shardlog/segment"
@@ -50,14 +51,14 @@ type Node struct {
 	view atomic.Pointer[meta.State]
 	// down holds the nodes gossip reports failed that did not answer a direct call
 	// either (wakeLoop writes it, routing reads it).
-	down        atomic.Pointer[map[meta.NodeID]bool]
+	down        atomic.Pointer[map[ids.NodeID]bool]
 	metaChanged chan struct{}
 	// leaderHints caches shardID -> NodeID of the last node seen leading the shard.
 	leaderHints sync.Map
 
 	runMu   sync.RWMutex
-	running map[uint64]uint64 // shardID -> ReplicaID of replicas started here; guarded by runMu
-	cleaned bool              // local leftovers of deleted shards were removed once; metaLoop only
+	running map[ids.ShardID]ids.ReplicaID // shardID -> ReplicaID of replicas started here; guarded by runMu
+	cleaned bool                          // local leftovers of deleted shards were removed once; metaLoop only
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -96,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		hub:         shard.NewHub(),
 		peers:       newPeerPool(),
 		metaChanged: make(chan struct{}, 1),
-		running:     map[uint64]uint64{},
+		running:     map[ids.ShardID]ids.ReplicaID{},
 	}
 	n.disk = newDiskMonitor(cfg.Dir, cfg.MinFreeDiskBytes, statfs, n.log)
 	n.disk.check() // before gossip starts, so the first metadata carries the disk state
@@ -147,7 +148,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 }
 
 // ID is the node's ID.
-func (n *Node) ID() uint64 { return n.id.NodeID }
+func (n *Node) ID() ids.NodeID { return n.id.NodeID }
 
 // ClientAddr is the address clients dial.
 func (n *Node) ClientAddr() string { return n.cfg.ClientAddr() }
@@ -252,7 +253,7 @@ func (n *Node) gossipSeeds() []string {
 	}
 	var out []string
 	for _, nd := range v.SortedNodes() {
-		if uint64(nd.ID) != n.id.NodeID && nd.GossipAddr != "" {
+		if nd.ID != n.id.NodeID && nd.GossipAddr != "" {
 			out = append(out, nd.GossipAddr)
 		}
 	}

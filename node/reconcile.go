@@ -2,22 +2,24 @@ package node
 
 import (
 	"errors"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
 
 	"shardlog/gossip"
+	"shardlog/ids"
 	"shardlog/meta"
 	"shardlog/placement"
 	"shardlog/shard"
 )
 
-func (n *Node) shardReplicaConfig(shardID, replicaID uint64) config.Config {
+func (n *Node) shardReplicaConfig(shardID ids.ShardID, replicaID ids.ReplicaID) config.Config {
 	return config.Config{
-		ShardID:            shardID,
-		ReplicaID:          replicaID,
+		ShardID:            uint64(shardID),
+		ReplicaID:          uint64(replicaID),
 		ElectionRTT:        n.cfg.ElectionRTT,
 		HeartbeatRTT:       n.cfg.HeartbeatRTT,
 		CheckQuorum:        true,
@@ -40,16 +42,11 @@ func (n *Node) reconcile() {
 	if v == nil {
 		return
 	}
-	desired := map[uint64]meta.ShardRef{}
-	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
+	desired := map[ids.ShardID]meta.ShardRef{}
+	for _, ref := range v.ShardsOnNode(n.id.NodeID) {
 		desired[ref.Shard.ShardID] = ref
 	}
-	ids := make([]uint64, 0, len(desired))
-	for id := range desired {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(desired)) {
 		if _, ok := n.hostedReplica(id); ok {
 			continue
 		}
@@ -60,7 +57,7 @@ func (n *Node) reconcile() {
 			if !ok {
 				continue
 			}
-			members[r.ReplicaID] = nd.RaftAddr
+			members[uint64(r.ReplicaID)] = nd.RaftAddr
 		}
 		err := n.nh.StartOnDiskReplica(members, false, shard.NewFactory(n.store, n.hub, n.log), n.shardReplicaConfig(id, ref.ReplicaID))
 		if err != nil && !errors.Is(err, dragonboat.ErrShardAlreadyExist) {
@@ -74,7 +71,7 @@ func (n *Node) reconcile() {
 	}
 
 	n.runMu.RLock()
-	stale := map[uint64]uint64{}
+	stale := map[ids.ShardID]ids.ReplicaID{}
 	for id, rid := range n.running {
 		if _, ok := desired[id]; !ok {
 			stale[id] = rid
@@ -115,8 +112,8 @@ func (n *Node) reconcile() {
 
 // removeReplica stops a replica whose shard was deleted and frees its Raft log and
 // segment data.
-func (n *Node) removeReplica(shardID, replicaID uint64) {
-	if err := n.nh.StopReplica(shardID, replicaID); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
+func (n *Node) removeReplica(shardID ids.ShardID, replicaID ids.ReplicaID) {
+	if err := n.nh.StopReplica(uint64(shardID), uint64(replicaID)); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 		n.log.Error("stop shard replica", "shard", shardID, "err", err)
 		return
 	}
@@ -125,7 +122,7 @@ func (n *Node) removeReplica(shardID, replicaID uint64) {
 		// be gone before the segment data is deleted under it.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			err := n.nh.RemoveData(shardID, replicaID)
+			err := n.nh.RemoveData(uint64(shardID), uint64(replicaID))
 			if errors.Is(err, dragonboat.ErrShardNotStopped) && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 				continue
@@ -146,7 +143,7 @@ func (n *Node) removeReplica(shardID, replicaID uint64) {
 }
 
 // hostedReplica returns the ReplicaID of this node's running replica of shardID.
-func (n *Node) hostedReplica(shardID uint64) (uint64, bool) {
+func (n *Node) hostedReplica(shardID ids.ShardID) (ids.ReplicaID, bool) {
 	n.runMu.RLock()
 	defer n.runMu.RUnlock()
 	rid, ok := n.running[shardID]
@@ -179,7 +176,7 @@ func (n *Node) applyRetention(now time.Time) {
 	if v == nil {
 		return
 	}
-	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
+	for _, ref := range v.ShardsOnNode(n.id.NodeID) {
 		t, _, ok := v.ShardByID(ref.Shard.ShardID)
 		if !ok || (t.RetentionMs == 0 && t.RetentionBytes == 0) {
 			continue
@@ -200,13 +197,13 @@ func (n *Node) applyRetention(now time.Time) {
 }
 
 // isLocalLeader reports whether this node's replica leads shardID.
-func (n *Node) isLocalLeader(shardID uint64) bool {
+func (n *Node) isLocalLeader(shardID ids.ShardID) bool {
 	rid, ok := n.hostedReplica(shardID)
 	if !ok {
 		return false
 	}
-	leader, _, valid, err := n.nh.GetLeaderID(shardID)
-	return err == nil && valid && leader == rid
+	leader, ok := n.leaderOf(shardID)
+	return ok && leader == rid
 }
 
 // balanceLeaders hands leadership of each shard this node leads to the shard's
@@ -221,27 +218,27 @@ func (n *Node) balanceLeaders(now time.Time) {
 	}
 	view := placement.LeaderView{
 		Self:  n.id.NodeID,
-		Nodes: map[uint64]placement.Liveness{},
+		Nodes: map[ids.NodeID]placement.Liveness{},
 		Grace: 2 * n.cfg.LeaderBalanceInterval,
 	}
 	for _, m := range n.gossip.Members() {
 		view.Nodes[m.NodeID] = placement.Liveness{Alive: m.State == gossip.StateAlive, AliveFor: now.Sub(m.Since)}
 	}
-	topics := map[uint64]string{}
-	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
+	topics := map[ids.ShardID]string{}
+	for _, ref := range v.ShardsOnNode(n.id.NodeID) {
 		sh := ref.Shard
 		if !n.isLocalLeader(sh.ShardID) {
 			continue
 		}
 		led := placement.LedShard{ShardID: sh.ShardID, Replicas: make([]placement.Replica, len(sh.Replicas))}
 		for i, r := range sh.Replicas {
-			led.Replicas[i] = placement.Replica{ReplicaID: r.ReplicaID, NodeID: uint64(r.NodeID)}
+			led.Replicas[i] = placement.Replica{ReplicaID: r.ReplicaID, NodeID: r.NodeID}
 		}
 		view.Led = append(view.Led, led)
 		topics[sh.ShardID] = ref.Topic
 	}
 	for _, tr := range placement.PlanLeaderTransfers(view) {
-		if err := n.nh.RequestLeaderTransfer(tr.ShardID, tr.ToReplica); err != nil {
+		if err := n.nh.RequestLeaderTransfer(uint64(tr.ShardID), uint64(tr.ToReplica)); err != nil {
 			n.log.Debug("leader transfer not started", "shard", tr.ShardID, "to", tr.ToNode, "err", err)
 			continue
 		}

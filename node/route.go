@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"shardlog/ids"
 	"shardlog/meta"
 	pb "shardlog/proto/shardlogv1"
 )
@@ -84,7 +85,7 @@ func (n *Node) resolve(ctx context.Context, topic string, index uint32) (*meta.S
 // target says where a shard request goes next: this node, or a peer's client address.
 type target struct {
 	local bool
-	node  meta.NodeID
+	node  ids.NodeID
 	addr  string
 }
 
@@ -93,10 +94,9 @@ type target struct {
 // with attempt so a dead node is skipped), which forwards once more if needed.
 func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (target, error) {
 	if rid, ok := n.hostedReplica(sh.ShardID); ok {
-		leader, _, valid, err := n.nh.GetLeaderID(sh.ShardID)
-		if err == nil && valid {
+		if leader, ok := n.leaderOf(sh.ShardID); ok {
 			if leader == rid {
-				return target{local: true, node: meta.NodeID(n.id.NodeID)}, nil
+				return target{local: true, node: n.id.NodeID}, nil
 			}
 			for _, r := range sh.Replicas {
 				if r.ReplicaID != leader {
@@ -106,7 +106,7 @@ func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (ta
 					// Its node stopped answering gossip: the wake loop has the
 					// survivors elect; a call there would hang until it times out.
 					return target{}, fmt.Errorf("%w (shard %d: leader node %d is %s, election in progress)",
-						errNoLeader, sh.ShardID, uint64(r.NodeID), n.nodeState(r.NodeID))
+						errNoLeader, sh.ShardID, r.NodeID, n.nodeState(r.NodeID))
 				}
 				if nd, ok := v.Nodes[r.NodeID]; ok && hops < maxHops {
 					return target{node: r.NodeID, addr: nd.ClientAddr}, nil
@@ -118,8 +118,8 @@ func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (ta
 	if hops >= maxHops {
 		return target{}, fmt.Errorf("%w (shard %d: forwarded %d times)", errNoLeader, sh.ShardID, hops)
 	}
-	if h, ok := n.leaderHints.Load(sh.ShardID); ok && attempt == 0 && n.peerAlive(h.(meta.NodeID)) {
-		if nd, ok := v.Nodes[h.(meta.NodeID)]; ok {
+	if h, ok := n.leaderHints.Load(sh.ShardID); ok && attempt == 0 && n.peerAlive(h.(ids.NodeID)) {
+		if nd, ok := v.Nodes[h.(ids.NodeID)]; ok {
 			return target{node: nd.ID, addr: nd.ClientAddr}, nil
 		}
 	}
@@ -129,7 +129,7 @@ func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (ta
 	r := n.rotateReplicas(sh.Replicas, attempt)
 	nd, ok := v.Nodes[r.NodeID]
 	if !ok {
-		return target{}, fmt.Errorf("%w (shard %d: replica node %d unknown)", errNoLeader, sh.ShardID, uint64(r.NodeID))
+		return target{}, fmt.Errorf("%w (shard %d: replica node %d unknown)", errNoLeader, sh.ShardID, r.NodeID)
 	}
 	return target{node: nd.ID, addr: nd.ClientAddr}, nil
 }
@@ -161,14 +161,14 @@ func (n *Node) rotateReplicas(rs []meta.Replica, attempt int) meta.Replica {
 
 // markServed tells the caller (maybe a forwarding node) which node served the call.
 func (n *Node) markServed(ctx context.Context) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(pb.LeaderHeader, strconv.FormatUint(n.id.NodeID, 10)))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(pb.LeaderHeader, strconv.FormatUint(uint64(n.id.NodeID), 10)))
 }
 
 // learnLeader records the serving node from a forwarded call's header.
-func (n *Node) learnLeader(shardID uint64, md metadata.MD, err error) {
+func (n *Node) learnLeader(shardID ids.ShardID, md metadata.MD, err error) {
 	if vals := md.Get(pb.LeaderHeader); len(vals) == 1 {
 		if id, perr := strconv.ParseUint(vals[0], 10, 64); perr == nil && id != 0 {
-			n.leaderHints.Store(shardID, meta.NodeID(id))
+			n.leaderHints.Store(shardID, ids.NodeID(id))
 			return
 		}
 	}
@@ -222,7 +222,7 @@ func (n *Node) forward(ctx context.Context, addr string, timeout time.Duration, 
 
 // abortPeer cuts short the calls forwarded to a node that gossip reports failed: a
 // hung node (SIGSTOP, a cut link) would hold them until their timeout.
-func (n *Node) abortPeer(id meta.NodeID) {
+func (n *Node) abortPeer(id ids.NodeID) {
 	v := n.view.Load()
 	if v == nil {
 		return

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"shardlog/ids"
 	"shardlog/meta"
 )
 
@@ -67,12 +68,12 @@ func TestRotateReplicasSkipsDownNodes(t *testing.T) {
 	rs := []meta.Replica{{ReplicaID: 1, NodeID: 10}, {ReplicaID: 2, NodeID: 20}, {ReplicaID: 3, NodeID: 30}}
 	tests := []struct {
 		name string
-		down map[meta.NodeID]bool
-		want []uint64 // replica IDs picked for attempts 0..5
+		down map[ids.NodeID]bool
+		want []ids.ReplicaID // replica IDs picked for attempts 0..5
 	}{
-		{"none down", nil, []uint64{1, 2, 3, 1, 2, 3}},
-		{"one down", map[meta.NodeID]bool{20: true}, []uint64{1, 3, 1, 3, 1, 3}},
-		{"all down: every replica in turn", map[meta.NodeID]bool{10: true, 20: true, 30: true}, []uint64{1, 2, 3, 1, 2, 3}},
+		{"none down", nil, []ids.ReplicaID{1, 2, 3, 1, 2, 3}},
+		{"one down", map[ids.NodeID]bool{20: true}, []ids.ReplicaID{1, 3, 1, 3, 1, 3}},
+		{"all down: every replica in turn", map[ids.NodeID]bool{10: true, 20: true, 30: true}, []ids.ReplicaID{1, 2, 3, 1, 2, 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

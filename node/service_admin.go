@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"shardlog/gossip"
+	"shardlog/ids"
 	"shardlog/meta"
 	pb "shardlog/proto/shardlogv1"
 )
@@ -44,8 +45,8 @@ func (n *Node) metaLimits() meta.Limits {
 }
 
 // liveNodes are the registered nodes gossip reports ALIVE: the candidates for new replicas.
-func (n *Node) liveNodes(v *meta.State) []meta.NodeID {
-	var out []meta.NodeID
+func (n *Node) liveNodes(v *meta.State) []ids.NodeID {
+	var out []ids.NodeID
 	for _, nd := range v.SortedNodes() {
 		if n.nodeState(nd.ID) == gossip.StateAlive {
 			out = append(out, nd.ID)
@@ -54,14 +55,14 @@ func (n *Node) liveNodes(v *meta.State) []meta.NodeID {
 	return out
 }
 
-func (n *Node) nodeState(id meta.NodeID) gossip.State {
-	if uint64(id) == n.id.NodeID {
+func (n *Node) nodeState(id ids.NodeID) gossip.State {
+	if id == n.id.NodeID {
 		return gossip.StateAlive
 	}
 	if n.gossip == nil {
 		return ""
 	}
-	return n.gossip.State(uint64(id))
+	return n.gossip.State(id)
 }
 
 func (s *adminService) CreateTopic(ctx context.Context, req *pb.CreateTopicRequest) (*pb.CreateTopicResponse, error) {
@@ -157,7 +158,7 @@ func (s *adminService) DeleteTopic(ctx context.Context, req *pb.DeleteTopicReque
 func (n *Node) adminView(ctx context.Context) (*meta.State, error) {
 	// A meta leader on a node gossip no longer holds ALIVE would hold the read until
 	// its timeout; the meta group elects anew within a second, the local view serves.
-	if leader, _, valid, err := n.nh.GetLeaderID(meta.ShardID); err == nil && valid && !n.peerAnswering(meta.NodeID(leader)) {
+	if leader, ok := n.metaLeader(); ok && !n.peerAnswering(leader) {
 		return n.metaView()
 	}
 	if v, err := n.syncView(ctx); err == nil && v != nil {
@@ -202,18 +203,18 @@ func (n *Node) topicInfo(ctx context.Context, v *meta.State, t *meta.Topic, with
 		},
 		CreatedIndex: t.CreatedIndex,
 	}
-	var st map[uint64]shardView
+	var st map[ids.ShardID]shardView
 	if withStatus {
 		st = n.collectStatus(ctx, v, t.ShardList)
 	}
 	for _, sh := range t.ShardList {
-		si := &pb.ShardInfo{Index: sh.Index, ShardId: sh.ShardID}
+		si := &pb.ShardInfo{Index: sh.Index, ShardId: uint64(sh.ShardID)}
 		sv, ok := st[sh.ShardID]
 		if ok {
-			si.LeaderNodeId, si.FirstOffset, si.NextOffset, si.StatusError = uint64(sv.leader), sv.first, sv.next, sv.err
+			si.LeaderNodeId, si.FirstOffset, si.NextOffset, si.StatusError = uint64(sv.leader), uint64(sv.first), uint64(sv.next), sv.err
 		}
 		for _, r := range sh.Replicas {
-			ri := &pb.ReplicaInfo{ReplicaId: r.ReplicaID, NodeId: uint64(r.NodeID), Leader: ok && sv.leader == r.NodeID}
+			ri := &pb.ReplicaInfo{ReplicaId: uint64(r.ReplicaID), NodeId: uint64(r.NodeID), Leader: ok && sv.leader == r.NodeID}
 			if nd, ok := v.Nodes[r.NodeID]; ok {
 				ri.ClientAddr = nd.ClientAddr
 			}
@@ -230,11 +231,11 @@ func (s *adminService) DescribeCluster(ctx context.Context, _ *pb.DescribeCluste
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.DescribeClusterResponse{ThisNodeId: n.id.NodeID, MetaIndex: v.Index}
-	if leader, _, valid, err := n.nh.GetLeaderID(meta.ShardID); err == nil && valid {
-		resp.MetaLeaderNodeId = leader
+	resp := &pb.DescribeClusterResponse{ThisNodeId: uint64(n.id.NodeID), MetaIndex: v.Index}
+	if leader, ok := n.metaLeader(); ok {
+		resp.MetaLeaderNodeId = uint64(leader)
 	}
-	counts := map[meta.NodeID]*pb.NodeInfo{}
+	counts := map[ids.NodeID]*pb.NodeInfo{}
 	for _, nd := range v.SortedNodes() {
 		state := string(n.nodeState(nd.ID))
 		if state == "" {
@@ -242,7 +243,7 @@ func (s *adminService) DescribeCluster(ctx context.Context, _ *pb.DescribeCluste
 		}
 		ni := &pb.NodeInfo{NodeId: uint64(nd.ID), ClientAddr: nd.ClientAddr, RaftAddr: nd.RaftAddr, GossipAddr: nd.GossipAddr,
 			Zone: nd.Zone, State: state, MetaVoter: nd.MetaVoter}
-		ni.DiskFull, ni.DiskFreeBytes, ni.MinFreeDiskBytes = n.diskInfo(uint64(nd.ID))
+		ni.DiskFull, ni.DiskFreeBytes, ni.MinFreeDiskBytes = n.diskInfo(nd.ID)
 		counts[nd.ID] = ni
 		resp.Nodes = append(resp.Nodes, ni)
 	}
@@ -250,7 +251,7 @@ func (s *adminService) DescribeCluster(ctx context.Context, _ *pb.DescribeCluste
 		ti := n.topicInfo(ctx, v, t, true)
 		for _, si := range ti.Shards {
 			for _, ri := range si.Replicas {
-				if ni, ok := counts[meta.NodeID(ri.NodeId)]; ok {
+				if ni, ok := counts[ids.NodeID(ri.NodeId)]; ok {
 					ni.Replicas++
 					if ri.Leader {
 						ni.Leaders++
@@ -280,6 +281,7 @@ func (c *clusterService) ShardStatus(_ context.Context, req *pb.ShardStatusReque
 // call and forwards it to the meta leader, which does the work.
 func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
 	n := c.n
+	joiner := ids.NodeID(req.NodeId)
 	switch {
 	case req.NodeId == 0:
 		return nil, status.Error(codes.InvalidArgument, "join: node_id must not be 0")
@@ -288,8 +290,8 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 	case req.DeploymentId != n.cfg.DeploymentID:
 		return nil, status.Errorf(codes.FailedPrecondition, "join: deployment ID %x does not match this cluster's %x", req.DeploymentId, n.cfg.DeploymentID)
 	}
-	leader, _, valid, err := n.nh.GetLeaderID(meta.ShardID)
-	if err != nil || !valid {
+	leader, ok := n.metaLeader()
+	if !ok {
 		return nil, status.Error(codes.Unavailable, "join: the meta group has no leader right now")
 	}
 	if leader != n.id.NodeID {
@@ -297,7 +299,7 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 		if err != nil {
 			return nil, err
 		}
-		nd, ok := v.Nodes[meta.NodeID(leader)]
+		nd, ok := v.Nodes[leader]
 		if !ok {
 			return nil, status.Errorf(codes.Unavailable, "join: meta leader %d is not in this node's view yet", leader)
 		}
@@ -315,15 +317,15 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 		return nil, err
 	}
 	for _, nd := range v.SortedNodes() {
-		if uint64(nd.ID) != req.NodeId && (nd.RaftAddr == req.RaftAddr || nd.ClientAddr == req.ClientAddr) {
+		if nd.ID != joiner && (nd.RaftAddr == req.RaftAddr || nd.ClientAddr == req.ClientAddr) {
 			return nil, status.Errorf(codes.AlreadyExists,
 				"join: address %s/%s already belongs to node %d; start that node with its old --dir instead",
-				req.ClientAddr, req.RaftAddr, uint64(nd.ID))
+				req.ClientAddr, req.RaftAddr, nd.ID)
 		}
 	}
 	// The apply chooses voter or non-voting (a registered node keeps its flag),
 	// in log order, so joins through two leaders cannot both take the last seat.
-	reg := &meta.RegisterNode{MetaVoters: n.cfg.MetaVoters, Node: meta.Node{ID: meta.NodeID(req.NodeId),
+	reg := &meta.RegisterNode{MetaVoters: n.cfg.MetaVoters, Node: meta.Node{ID: joiner,
 		ClientAddr: req.ClientAddr, RaftAddr: req.RaftAddr, GossipAddr: req.GossipAddr, Zone: req.Zone}}
 	r, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpRegisterNode, RegisterNode: reg})
 	if err != nil {
@@ -334,13 +336,13 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 		return nil, fmt.Errorf("join: register node: %w", err)
 	}
 	voter := joined.MetaVoter
-	if err := n.addMetaMember(ctx, req.NodeId, req.RaftAddr, voter); err != nil {
+	if err := n.addMetaMember(ctx, joiner, req.RaftAddr, voter); err != nil {
 		return nil, fmt.Errorf("join: add to meta group: %w", err)
 	}
 	n.notifyMeta(0)
 	seeds := []string{n.cfg.GossipAddr()}
 	for _, nd := range v.SortedNodes() {
-		if uint64(nd.ID) != n.id.NodeID && uint64(nd.ID) != req.NodeId {
+		if nd.ID != n.id.NodeID && nd.ID != joiner {
 			seeds = append(seeds, nd.GossipAddr)
 		}
 	}
@@ -350,26 +352,26 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 }
 
 // addMetaMember adds the node to the meta Raft group unless it already is a member.
-func (n *Node) addMetaMember(ctx context.Context, id uint64, raftAddr string, voter bool) error {
+func (n *Node) addMetaMember(ctx context.Context, id ids.NodeID, raftAddr string, voter bool) error {
 	for attempt := 0; ; attempt++ {
 		mctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
-		m, err := n.nh.SyncGetShardMembership(mctx, meta.ShardID)
+		m, err := n.nh.SyncGetShardMembership(mctx, uint64(meta.ShardID))
 		cancel()
 		if err == nil {
-			if _, ok := m.Nodes[id]; ok {
+			if _, ok := m.Nodes[uint64(id)]; ok {
 				return nil
 			}
-			if _, ok := m.NonVotings[id]; ok && !voter {
+			if _, ok := m.NonVotings[uint64(id)]; ok && !voter {
 				return nil
 			}
-			if _, ok := m.Removed[id]; ok {
+			if _, ok := m.Removed[uint64(id)]; ok {
 				return status.Errorf(codes.FailedPrecondition, "node %d was removed from the cluster and cannot rejoin with the same ID", id)
 			}
 			actx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
 			if voter {
-				err = n.nh.SyncRequestAddReplica(actx, meta.ShardID, id, raftAddr, m.ConfigChangeID)
+				err = n.nh.SyncRequestAddReplica(actx, uint64(meta.ShardID), uint64(id), raftAddr, m.ConfigChangeID)
 			} else {
-				err = n.nh.SyncRequestAddNonVoting(actx, meta.ShardID, id, raftAddr, m.ConfigChangeID)
+				err = n.nh.SyncRequestAddNonVoting(actx, uint64(meta.ShardID), uint64(id), raftAddr, m.ConfigChangeID)
 			}
 			cancel()
 			if err == nil {

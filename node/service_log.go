@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"shardlog/batch"
+	"shardlog/ids"
 	"shardlog/meta"
 	pb "shardlog/proto/shardlogv1"
 )
@@ -74,7 +75,7 @@ func (n *Node) limits() batch.Limits {
 // produceLocal appends the batch through the local replica, which leads the
 // shard, unless a full disk refuses it; shard.Replicas.Produce returns once the
 // entry is committed and applied.
-func (n *Node) produceLocal(ctx context.Context, shardID uint64, req *pb.ProduceRequest) (*pb.ProduceResponse, error) {
+func (n *Node) produceLocal(ctx context.Context, shardID ids.ShardID, req *pb.ProduceRequest) (*pb.ProduceResponse, error) {
 	if err := n.diskRefusal(shardID); err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func (n *Node) produceLocal(ctx context.Context, shardID uint64, req *pb.Produce
 		return nil, err
 	}
 	n.markServed(ctx)
-	return &pb.ProduceResponse{BaseOffset: res.Base, RecordCount: res.Count, Duplicate: res.Duplicate}, nil
+	return &pb.ProduceResponse{BaseOffset: uint64(res.Base), RecordCount: res.Count, Duplicate: res.Duplicate}, nil
 }
 
 func (s *logService) Fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchResponse, error) {
@@ -105,7 +106,7 @@ func (n *Node) fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRespon
 		if _, ok := n.hostedReplica(sh.ShardID); !ok {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %d has no replica of %s/%d", n.id.NodeID, req.Topic, req.Shard)
 		}
-		return n.fetchLocal(ctx, sh.ShardID, req.Offset, maxBytes, maxWait, true)
+		return n.fetchLocal(ctx, sh.ShardID, ids.Offset(req.Offset), maxBytes, maxWait, true)
 	}
 	return routed(ctx, req.Hops, true, func(attempt int) (*pb.FetchResponse, error) {
 		t, err := n.route(v, sh, req.Hops, attempt)
@@ -113,7 +114,7 @@ func (n *Node) fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRespon
 			return nil, err
 		}
 		if t.local {
-			return n.fetchLocal(ctx, sh.ShardID, req.Offset, maxBytes, maxWait, false)
+			return n.fetchLocal(ctx, sh.ShardID, ids.Offset(req.Offset), maxBytes, maxWait, false)
 		}
 		fwd := &pb.FetchRequest{Topic: req.Topic, Shard: req.Shard, Offset: req.Offset, MaxBytes: uint32(maxBytes),
 			MaxWaitMs: uint32(maxWait / time.Millisecond), Hops: req.Hops + 1}
@@ -131,15 +132,15 @@ func (n *Node) fetch(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRespon
 // fetchLocal reads from the local replica; local is true when the client asked
 // for this node's replica by name, false when it was picked as the leader
 // (then a read past the applied end first confirms the commit point).
-func (n *Node) fetchLocal(ctx context.Context, shardID, offset uint64, maxBytes int, maxWait time.Duration, local bool) (*pb.FetchResponse, error) {
+func (n *Node) fetchLocal(ctx context.Context, shardID ids.ShardID, offset ids.Offset, maxBytes int, maxWait time.Duration, local bool) (*pb.FetchResponse, error) {
 	batches, st, err := n.data.Read(ctx, shardID, offset, maxBytes, maxWait, !local)
 	if err != nil {
 		return nil, err
 	}
 	n.markServed(ctx)
-	resp := &pb.FetchResponse{LogStartOffset: st.LogStart, NextOffset: st.NextOffset, Batches: make([]*pb.StoredBatch, len(batches))}
+	resp := &pb.FetchResponse{LogStartOffset: uint64(st.LogStart), NextOffset: uint64(st.NextOffset), Batches: make([]*pb.StoredBatch, len(batches))}
 	for i, b := range batches {
-		resp.Batches[i] = &pb.StoredBatch{BaseOffset: b.Base, Data: b.Data}
+		resp.Batches[i] = &pb.StoredBatch{BaseOffset: uint64(b.Base), Data: b.Data}
 	}
 	return resp, nil
 }
@@ -180,18 +181,20 @@ func (s *logService) Subscribe(req *pb.SubscribeRequest, stream grpc.ServerStrea
 	return nil
 }
 
-// shardStatus reports this node's view of the given shards.
-func (n *Node) shardStatus(ids []uint64) *pb.ShardStatusResponse {
-	resp := &pb.ShardStatusResponse{NodeId: n.id.NodeID}
-	for _, id := range ids {
-		ss := &pb.ShardStatus{ShardId: id}
+// shardStatus reports this node's view of the given shards (their IDs as the
+// ShardStatus request carries them).
+func (n *Node) shardStatus(shardIDs []uint64) *pb.ShardStatusResponse {
+	resp := &pb.ShardStatusResponse{NodeId: uint64(n.id.NodeID)}
+	for _, raw := range shardIDs {
+		id := ids.ShardID(raw)
+		ss := &pb.ShardStatus{ShardId: raw}
 		if _, ok := n.hostedReplica(id); ok {
 			ss.Hosted = true
-			if leader, _, valid, err := n.nh.GetLeaderID(id); err == nil && valid {
-				ss.LeaderReplicaId = leader
+			if leader, ok := n.leaderOf(id); ok {
+				ss.LeaderReplicaId = uint64(leader)
 			}
 			if st, ok, err := n.store.State(id); err == nil && ok {
-				ss.FirstOffset, ss.NextOffset, ss.AppliedIndex = st.LogStart, st.NextOffset, st.AppliedIndex
+				ss.FirstOffset, ss.NextOffset, ss.AppliedIndex = uint64(st.LogStart), uint64(st.NextOffset), st.AppliedIndex
 			}
 		}
 		resp.Shards = append(resp.Shards, ss)
@@ -201,36 +204,36 @@ func (n *Node) shardStatus(ids []uint64) *pb.ShardStatusResponse {
 
 // shardView is what collectStatus learns about one shard.
 type shardView struct {
-	leader      meta.NodeID
-	first, next uint64
+	leader      ids.NodeID
+	first, next ids.Offset
 	err         string
 }
 
 // collectStatus asks every node holding a replica of the given shards for its view,
 // in parallel, and takes each shard's leader and offsets from the node whose replica
 // leads it.
-func (n *Node) collectStatus(ctx context.Context, v *meta.State, shards []meta.Shard) map[uint64]shardView {
-	byNode := map[meta.NodeID][]uint64{}
-	replicaOf := map[uint64]map[meta.NodeID]uint64{}
+func (n *Node) collectStatus(ctx context.Context, v *meta.State, shards []meta.Shard) map[ids.ShardID]shardView {
+	byNode := map[ids.NodeID][]uint64{} // the shard IDs to ask each node about, as the request carries them
+	replicaOf := map[ids.ShardID]map[ids.NodeID]ids.ReplicaID{}
 	for _, sh := range shards {
-		replicaOf[sh.ShardID] = map[meta.NodeID]uint64{}
+		replicaOf[sh.ShardID] = map[ids.NodeID]ids.ReplicaID{}
 		for _, r := range sh.Replicas {
-			byNode[r.NodeID] = append(byNode[r.NodeID], sh.ShardID)
+			byNode[r.NodeID] = append(byNode[r.NodeID], uint64(sh.ShardID))
 			replicaOf[sh.ShardID][r.NodeID] = r.ReplicaID
 		}
 	}
 	type answer struct {
-		node meta.NodeID
+		node ids.NodeID
 		resp *pb.ShardStatusResponse
 		err  error
 	}
 	answers := make(chan answer, len(byNode))
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	for id, ids := range byNode {
+	for id, shardIDs := range byNode {
 		go func() {
-			if uint64(id) == n.id.NodeID {
-				answers <- answer{node: id, resp: n.shardStatus(ids)}
+			if id == n.id.NodeID {
+				answers <- answer{node: id, resp: n.shardStatus(shardIDs)}
 				return
 			}
 			nd, ok := v.Nodes[id]
@@ -248,12 +251,12 @@ func (n *Node) collectStatus(ctx context.Context, v *meta.State, shards []meta.S
 				answers <- answer{node: id, err: err}
 				return
 			}
-			resp, err := pb.NewClusterClient(conn).ShardStatus(cctx, &pb.ShardStatusRequest{ShardIds: ids})
+			resp, err := pb.NewClusterClient(conn).ShardStatus(cctx, &pb.ShardStatusRequest{ShardIds: shardIDs})
 			answers <- answer{node: id, resp: resp, err: err}
 		}()
 	}
-	out := map[uint64]shardView{}
-	best := map[uint64]uint64{} // highest next offset seen from a non-leader, used when no leader answers
+	out := map[ids.ShardID]shardView{}
+	best := map[ids.ShardID]ids.Offset{} // highest next offset seen from a non-leader, used when no leader answers
 	for range byNode {
 		a := <-answers
 		if a.err != nil {
@@ -263,14 +266,15 @@ func (n *Node) collectStatus(ctx context.Context, v *meta.State, shards []meta.S
 			if !ss.Hosted {
 				continue
 			}
-			sv := out[ss.ShardId]
-			if ss.LeaderReplicaId != 0 && ss.LeaderReplicaId == replicaOf[ss.ShardId][a.node] {
-				sv = shardView{leader: a.node, first: ss.FirstOffset, next: ss.NextOffset}
-			} else if sv.leader == 0 && ss.NextOffset >= best[ss.ShardId] {
-				best[ss.ShardId] = ss.NextOffset
-				sv.first, sv.next = ss.FirstOffset, ss.NextOffset
+			id, first, next := ids.ShardID(ss.ShardId), ids.Offset(ss.FirstOffset), ids.Offset(ss.NextOffset)
+			sv := out[id]
+			if ss.LeaderReplicaId != 0 && ids.ReplicaID(ss.LeaderReplicaId) == replicaOf[id][a.node] {
+				sv = shardView{leader: a.node, first: first, next: next}
+			} else if sv.leader == 0 && next >= best[id] {
+				best[id] = next
+				sv.first, sv.next = first, next
 			}
-			out[ss.ShardId] = sv
+			out[id] = sv
 		}
 	}
 	for _, sh := range shards {

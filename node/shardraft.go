@@ -8,6 +8,8 @@ import (
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/statemachine"
 
+	"shardlog/ids"
+	"shardlog/meta"
 	"shardlog/shard"
 )
 
@@ -16,8 +18,8 @@ type shardRaft struct{ n *Node }
 
 // Propose queues cmd with dragonboat's asynchronous Propose, which keeps the
 // order of the calls.
-func (r shardRaft) Propose(shardID uint64, cmd []byte, timeout time.Duration) (shard.Proposal, error) {
-	rs, err := r.n.nh.Propose(r.n.nh.GetNoOPSession(shardID), cmd, timeout)
+func (r shardRaft) Propose(shardID ids.ShardID, cmd []byte, timeout time.Duration) (shard.Proposal, error) {
+	rs, err := r.n.nh.Propose(r.n.nh.GetNoOPSession(uint64(shardID)), cmd, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -26,13 +28,13 @@ func (r shardRaft) Propose(shardID uint64, cmd []byte, timeout time.Duration) (s
 
 // ReadIndex is a linearizable read of nothing: dragonboat's SyncRead returns
 // once the local replica applied up to the commit point.
-func (r shardRaft) ReadIndex(ctx context.Context, shardID uint64) error {
-	_, err := r.n.nh.SyncRead(ctx, shardID, nil)
+func (r shardRaft) ReadIndex(ctx context.Context, shardID ids.ShardID) error {
+	_, err := r.n.nh.SyncRead(ctx, uint64(shardID), nil)
 	return err
 }
 
 // IsLeader reports whether this node's replica leads the shard.
-func (r shardRaft) IsLeader(shardID uint64) bool { return r.n.isLocalLeader(shardID) }
+func (r shardRaft) IsLeader(shardID ids.ShardID) bool { return r.n.isLocalLeader(shardID) }
 
 // proposal is a dragonboat proposal in flight.
 type proposal struct{ rs *dragonboat.RequestState }
@@ -62,4 +64,18 @@ func (p proposal) Wait(ctx context.Context) (statemachine.Result, error) {
 		// Unknown outcome: the entry may still commit. Dedupe makes a retry safe.
 		return statemachine.Result{}, dragonboat.ErrTimeout
 	}
+}
+
+// leaderOf returns the replica that leads shardID as this node's NodeHost knows
+// it; ok is false when it knows none.
+func (n *Node) leaderOf(shardID ids.ShardID) (leader ids.ReplicaID, ok bool) {
+	id, _, valid, err := n.nh.GetLeaderID(uint64(shardID))
+	return ids.ReplicaID(id), err == nil && valid
+}
+
+// metaLeader returns the node that leads the meta group as this node knows it: a
+// node's replica ID in the meta group is its NodeID.
+func (n *Node) metaLeader() (ids.NodeID, bool) {
+	id, ok := n.leaderOf(meta.ShardID)
+	return ids.NodeID(id), ok
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/lni/dragonboat/v4"
 
 	"shardlog/gossip"
+	"shardlog/ids"
 	"shardlog/meta"
 	pb "shardlog/proto/shardlogv1"
 )
@@ -41,7 +42,7 @@ func (n *Node) wakeLoop() {
 	tick := time.NewTicker(n.cfg.WakeInterval)
 	defer tick.Stop()
 	events := n.gossip.Events()
-	woken := map[uint64]time.Time{}
+	woken := map[ids.ShardID]time.Time{}
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -63,7 +64,7 @@ func (n *Node) wakeLoop() {
 
 // wakePass refreshes the set of down nodes, cuts short the calls forwarded to nodes
 // newly down, and wakes the replicas that need a new leader.
-func (n *Node) wakePass(now time.Time, woken map[uint64]time.Time) {
+func (n *Node) wakePass(now time.Time, woken map[ids.ShardID]time.Time) {
 	v := n.view.Load()
 	if v == nil {
 		return
@@ -94,8 +95,8 @@ func (n *Node) wakePass(now time.Time, woken map[uint64]time.Time) {
 
 // probeSuspects returns the registered nodes that gossip does not hold ALIVE and that
 // did not answer a direct call either, calling them in parallel.
-func (n *Node) probeSuspects(v *meta.State) map[meta.NodeID]bool {
-	down := map[meta.NodeID]bool{}
+func (n *Node) probeSuspects(v *meta.State) map[ids.NodeID]bool {
+	down := map[ids.NodeID]bool{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, nd := range v.SortedNodes() {
@@ -128,7 +129,7 @@ func (n *Node) answers(addr string) bool {
 }
 
 // downNodes is the current down set (read-only).
-func (n *Node) downNodes() map[meta.NodeID]bool {
+func (n *Node) downNodes() map[ids.NodeID]bool {
 	if d := n.down.Load(); d != nil {
 		return *d
 	}
@@ -137,16 +138,16 @@ func (n *Node) downNodes() map[meta.NodeID]bool {
 
 // wakeOrphans wakes each local replica that needs a new leader, at most once per
 // wakeGap per shard (woken holds the last wake of each shard; wakeLoop owns it).
-func (n *Node) wakeOrphans(v *meta.State, now time.Time, woken map[uint64]time.Time) {
+func (n *Node) wakeOrphans(v *meta.State, now time.Time, woken map[ids.ShardID]time.Time) {
 	gap := n.wakeGap()
 	var pending []*dragonboat.RequestState
-	for _, ref := range v.ShardsOnNode(meta.NodeID(n.id.NodeID)) {
+	for _, ref := range v.ShardsOnNode(n.id.NodeID) {
 		id := ref.Shard.ShardID
 		rid, ok := n.hostedReplica(id)
 		if !ok || !n.orphaned(ref.Shard, rid) || now.Sub(woken[id]) < gap {
 			continue
 		}
-		rs, err := n.nh.ReadIndex(id, n.cfg.ProposalTimeout)
+		rs, err := n.nh.ReadIndex(uint64(id), n.cfg.ProposalTimeout)
 		if err != nil {
 			continue
 		}
@@ -170,9 +171,9 @@ func (n *Node) wakeOrphans(v *meta.State, now time.Time, woken map[uint64]time.T
 // node is down, or this replica leads without a live majority (woken, it runs the
 // quorum check and steps down). A replica with no known leader is campaigning, not
 // quiesced: waking it would only add elections.
-func (n *Node) orphaned(sh meta.Shard, rid uint64) bool {
-	leader, _, valid, err := n.nh.GetLeaderID(sh.ShardID)
-	if err != nil || !valid {
+func (n *Node) orphaned(sh meta.Shard, rid ids.ReplicaID) bool {
+	leader, ok := n.leaderOf(sh.ShardID)
+	if !ok {
 		return false
 	}
 	if leader == rid {
@@ -194,14 +195,14 @@ func (n *Node) orphaned(sh meta.Shard, rid uint64) bool {
 
 // peerAlive reports whether node id is not in the down set: gossip holds it ALIVE, or
 // it answered a direct call at the last wake pass.
-func (n *Node) peerAlive(id meta.NodeID) bool {
+func (n *Node) peerAlive(id ids.NodeID) bool {
 	return !n.downNodes()[id]
 }
 
 // peerAnswering reports whether node id can be expected to answer soon: gossip holds it
 // ALIVE (or has not heard of it yet) and it is not down. Status calls skip a node that
 // is not, rather than wait for it: a false suspicion only leaves out its answer.
-func (n *Node) peerAnswering(id meta.NodeID) bool {
+func (n *Node) peerAnswering(id ids.NodeID) bool {
 	st := n.nodeState(id)
 	return (st == gossip.StateAlive || st == "") && n.peerAlive(id)
 }

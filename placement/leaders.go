@@ -1,19 +1,22 @@
 package placement
 
-import "time"
+import (
+	"shardlog/ids"
+	"time"
+)
 
 // LeaderView is what PlanLeaderTransfers decides from: a snapshot taken by
 // one node of the shards it leads and of the liveness of the other nodes.
 // The caller reads the clock; the view holds durations only.
 type LeaderView struct {
 	// Self is the ID of the node that leads the shards in Led.
-	Self uint64
+	Self ids.NodeID
 	// Led lists the shards whose Raft leader is Self's replica, in the order
 	// the transfers are to be requested.
 	Led []LedShard
 	// Nodes holds the liveness of nodes by ID; a node missing from it counts
 	// as not alive.
-	Nodes map[uint64]Liveness
+	Nodes map[ids.NodeID]Liveness
 	// Grace is how long a preferred node must have been alive before it is
 	// handed leadership, so a node that just came back can catch up first.
 	Grace time.Duration
@@ -22,7 +25,7 @@ type LeaderView struct {
 // LedShard is one shard led by LeaderView.Self.
 type LedShard struct {
 	// ShardID is the shard's Raft group ID.
-	ShardID uint64
+	ShardID ids.ShardID
 	// Replicas lists the shard's replicas; Replicas[0] is the preferred
 	// leader, as PlaceShards returns it.
 	Replicas []Replica
@@ -31,9 +34,9 @@ type LedShard struct {
 // Replica is one replica of a shard: its Raft replica ID and its node.
 type Replica struct {
 	// ReplicaID is the replica's ID in the shard's Raft group.
-	ReplicaID uint64
+	ReplicaID ids.ReplicaID
 	// NodeID is the node hosting the replica.
-	NodeID uint64
+	NodeID ids.NodeID
 }
 
 // Liveness is one node's health as the planning node sees it.
@@ -48,11 +51,11 @@ type Liveness struct {
 // Transfer asks for the leadership of one shard to move to a replica.
 type Transfer struct {
 	// ShardID is the shard whose leader is to change.
-	ShardID uint64
+	ShardID ids.ShardID
 	// ToReplica is the replica to take over the leadership.
-	ToReplica uint64
+	ToReplica ids.ReplicaID
 	// ToNode is the node hosting ToReplica.
-	ToNode uint64
+	ToNode ids.NodeID
 }
 
 // PlanLeaderTransfers returns the leader transfers that move each shard in

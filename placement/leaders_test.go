@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"shardlog/ids"
 	"slices"
 	"testing"
 	"time"
@@ -8,10 +9,10 @@ import (
 
 // led returns a shard led by the planning node with replicas on nodes, the
 // first preferred; replica IDs are shardID*10 + position.
-func led(shardID uint64, nodes ...uint64) LedShard {
+func led(shardID ids.ShardID, nodes ...ids.NodeID) LedShard {
 	sh := LedShard{ShardID: shardID}
 	for i, n := range nodes {
-		sh.Replicas = append(sh.Replicas, Replica{ReplicaID: shardID*10 + uint64(i), NodeID: n})
+		sh.Replicas = append(sh.Replicas, Replica{ReplicaID: ids.ReplicaID(shardID)*10 + ids.ReplicaID(i), NodeID: n})
 	}
 	return sh
 }
@@ -20,11 +21,11 @@ func alive(d time.Duration) Liveness { return Liveness{Alive: true, AliveFor: d}
 
 func TestPlacementPlanLeaderTransfers(t *testing.T) {
 	const grace = 10 * time.Second
-	up := map[uint64]Liveness{1: alive(time.Hour), 2: alive(time.Hour), 3: alive(time.Hour)}
+	up := map[ids.NodeID]Liveness{1: alive(time.Hour), 2: alive(time.Hour), 3: alive(time.Hour)}
 	tests := []struct {
 		name  string
 		led   []LedShard
-		nodes map[uint64]Liveness
+		nodes map[ids.NodeID]Liveness
 		want  []Transfer
 	}{
 		{name: "nothing led, no plan", nodes: up},
@@ -40,7 +41,7 @@ func TestPlacementPlanLeaderTransfers(t *testing.T) {
 		{
 			name:  "preferred not alive",
 			led:   []LedShard{led(16, 2, 1, 3)},
-			nodes: map[uint64]Liveness{1: alive(time.Hour), 2: {Alive: false, AliveFor: time.Hour}},
+			nodes: map[ids.NodeID]Liveness{1: alive(time.Hour), 2: {Alive: false, AliveFor: time.Hour}},
 		},
 		{
 			name:  "preferred unknown to membership",
@@ -50,23 +51,23 @@ func TestPlacementPlanLeaderTransfers(t *testing.T) {
 		{
 			name:  "preferred alive too briefly",
 			led:   []LedShard{led(16, 2, 1, 3)},
-			nodes: map[uint64]Liveness{2: alive(grace - time.Millisecond)},
+			nodes: map[ids.NodeID]Liveness{2: alive(grace - time.Millisecond)},
 		},
 		{
 			name:  "preferred alive exactly the grace period",
 			led:   []LedShard{led(16, 2, 1, 3)},
-			nodes: map[uint64]Liveness{2: alive(grace)},
+			nodes: map[ids.NodeID]Liveness{2: alive(grace)},
 			want:  []Transfer{{ShardID: 16, ToReplica: 160, ToNode: 2}},
 		},
 		{
 			name:  "only the preferred replica counts, not other live followers",
 			led:   []LedShard{led(16, 2, 1, 3)},
-			nodes: map[uint64]Liveness{1: alive(time.Hour), 2: {}, 3: alive(time.Hour)},
+			nodes: map[ids.NodeID]Liveness{1: alive(time.Hour), 2: {}, 3: alive(time.Hour)},
 		},
 		{
 			name: "several shards keep their order, ineligible ones are skipped",
 			led:  []LedShard{led(20, 3, 1), led(17, 1, 2), led(18, 2, 1), led(19, 4, 1)},
-			nodes: map[uint64]Liveness{
+			nodes: map[ids.NodeID]Liveness{
 				1: alive(time.Hour), 2: alive(time.Minute), 3: alive(time.Hour), 4: alive(time.Second),
 			},
 			want: []Transfer{{ShardID: 20, ToReplica: 200, ToNode: 3}, {ShardID: 18, ToReplica: 180, ToNode: 2}},

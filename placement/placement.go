@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"shardlog/ids"
 	"slices"
 )
 
@@ -18,7 +19,7 @@ var ErrInvalid = errors.New("placement: invalid input")
 // Node is a candidate for hosting replicas.
 type Node struct {
 	// ID is the node's unique, non-zero identifier.
-	ID uint64
+	ID ids.NodeID
 	// Zone is the failure domain (rack, availability zone). The empty string
 	// is a zone of its own.
 	Zone string
@@ -26,7 +27,7 @@ type Node struct {
 
 // nodeLoad is one candidate node with its current counts.
 type nodeLoad struct {
-	id       uint64
+	id       ids.NodeID
 	zone     int // index into planner.zones
 	replicas int
 	leaders  int
@@ -57,7 +58,7 @@ type planner struct {
 // preferred leaders go where there are fewest. The result has one entry per
 // new shard holding rf distinct node IDs, the first being the preferred
 // leader. The order of nodes does not matter; ties are broken by node ID.
-func PlaceShards(nodes []Node, existing [][]uint64, shards, rf int) ([][]uint64, error) {
+func PlaceShards(nodes []Node, existing [][]ids.NodeID, shards, rf int) ([][]ids.NodeID, error) {
 	if rf < 1 {
 		return nil, fmt.Errorf("%w: replication factor %d is below 1", ErrInvalid, rf)
 	}
@@ -71,7 +72,7 @@ func PlaceShards(nodes []Node, existing [][]uint64, shards, rf int) ([][]uint64,
 	if rf > len(p.nodes) {
 		return nil, fmt.Errorf("%w: replication factor %d exceeds the %d nodes", ErrNotEnoughNodes, rf, len(p.nodes))
 	}
-	out := make([][]uint64, shards)
+	out := make([][]ids.NodeID, shards)
 	for i := range out {
 		out[i] = p.placeOne(rf)
 	}
@@ -80,7 +81,7 @@ func PlaceShards(nodes []Node, existing [][]uint64, shards, rf int) ([][]uint64,
 
 // newPlanner sorts the candidates, groups them by zone and counts existing
 // replicas and preferred leaders.
-func newPlanner(nodes []Node, existing [][]uint64) (*planner, error) {
+func newPlanner(nodes []Node, existing [][]ids.NodeID) (*planner, error) {
 	sorted := slices.Clone(nodes)
 	slices.SortFunc(sorted, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
 	zoneNames := make([]string, 0, len(sorted))
@@ -100,7 +101,7 @@ func newPlanner(nodes []Node, existing [][]uint64) (*planner, error) {
 	for i, name := range zoneNames {
 		p.zones[i].name = name
 	}
-	byID := make(map[uint64]int, len(sorted))
+	byID := make(map[ids.NodeID]int, len(sorted))
 	for i, n := range sorted {
 		z, _ := slices.BinarySearch(zoneNames, n.Zone)
 		p.nodes[i] = nodeLoad{id: n.ID, zone: z}
@@ -133,7 +134,7 @@ func newPlanner(nodes []Node, existing [][]uint64) (*planner, error) {
 // the node with the fewest leaderships that can be in the set without
 // changing its shape: it joins the set in place of a member with the same
 // replica count in an equivalent zone.
-func (p *planner) placeOne(rf int) []uint64 {
+func (p *planner) placeOne(rf int) []ids.NodeID {
 	for z := range p.zones {
 		p.zones[z].inShard = 0
 		p.zones[z].free = len(p.zones[z].nodes)
@@ -153,9 +154,9 @@ func (p *planner) placeOne(rf int) []uint64 {
 	}
 	p.nodes[leader].leaders++
 
-	out := make([]uint64, 0, rf)
+	out := make([]ids.NodeID, 0, rf)
 	out = append(out, p.nodes[leader].id)
-	rest := make([]uint64, 0, rf-1)
+	rest := make([]ids.NodeID, 0, rf-1)
 	for _, n := range chosen {
 		p.nodes[n].used = false
 		if n != leader {

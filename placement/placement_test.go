@@ -3,6 +3,7 @@ package placement
 import (
 	"errors"
 	"fmt"
+	"shardlog/ids"
 	"slices"
 	"testing"
 )
@@ -10,7 +11,7 @@ import (
 func nodesOf(zones ...string) []Node {
 	out := make([]Node, len(zones))
 	for i, z := range zones {
-		out[i] = Node{ID: uint64(i + 1), Zone: z}
+		out[i] = Node{ID: ids.NodeID(i + 1), Zone: z}
 	}
 	return out
 }
@@ -19,66 +20,66 @@ func TestPlacementGolden(t *testing.T) {
 	tests := []struct {
 		name     string
 		nodes    []Node
-		existing [][]uint64
+		existing [][]ids.NodeID
 		shards   int
 		rf       int
-		want     [][]uint64
+		want     [][]ids.NodeID
 	}{
 		{
 			name:   "one node",
 			nodes:  nodesOf(""),
 			shards: 2, rf: 1,
-			want: [][]uint64{{1}, {1}},
+			want: [][]ids.NodeID{{1}, {1}},
 		},
 		{
 			name:   "three nodes rf3 rotates leaders",
 			nodes:  nodesOf("", "", ""),
 			shards: 4, rf: 3,
-			want: [][]uint64{{1, 2, 3}, {2, 1, 3}, {3, 1, 2}, {1, 2, 3}},
+			want: [][]ids.NodeID{{1, 2, 3}, {2, 1, 3}, {3, 1, 2}, {1, 2, 3}},
 		},
 		{
 			name:   "four nodes rf2 pairs every node as leader once",
 			nodes:  nodesOf("", "", "", ""),
 			shards: 4, rf: 2,
-			want: [][]uint64{{1, 2}, {3, 4}, {4, 3}, {2, 1}},
+			want: [][]ids.NodeID{{1, 2}, {3, 4}, {4, 3}, {2, 1}},
 		},
 		{
 			name:     "existing load steers new replicas to the empty node",
 			nodes:    nodesOf("", "", ""),
-			existing: [][]uint64{{1, 2}, {2, 1}},
+			existing: [][]ids.NodeID{{1, 2}, {2, 1}},
 			shards:   1, rf: 2,
-			want: [][]uint64{{3, 1}},
+			want: [][]ids.NodeID{{3, 1}},
 		},
 		{
 			name:     "replicas on departed nodes are ignored",
 			nodes:    nodesOf("", ""),
-			existing: [][]uint64{{9, 8, 7}, {1}},
+			existing: [][]ids.NodeID{{9, 8, 7}, {1}},
 			shards:   1, rf: 1,
-			want: [][]uint64{{2}},
+			want: [][]ids.NodeID{{2}},
 		},
 		{
 			name:   "one replica per zone",
 			nodes:  nodesOf("a", "a", "b", "b", "c", "c"),
 			shards: 3, rf: 3,
-			want: [][]uint64{{1, 3, 5}, {2, 4, 6}, {3, 1, 5}},
+			want: [][]ids.NodeID{{1, 3, 5}, {2, 4, 6}, {3, 1, 5}},
 		},
 		{
 			name:   "fewer zones than rf spreads evenly",
 			nodes:  nodesOf("a", "a", "a", "b", "b", "b"),
 			shards: 2, rf: 3,
-			want: [][]uint64{{1, 2, 4}, {3, 5, 6}},
+			want: [][]ids.NodeID{{1, 2, 4}, {3, 5, 6}},
 		},
 		{
 			name:   "small zone is filled once per shard",
 			nodes:  nodesOf("a", "b", "b", "b"),
 			shards: 3, rf: 3,
-			want: [][]uint64{{1, 2, 3}, {2, 1, 4}, {3, 1, 4}},
+			want: [][]ids.NodeID{{1, 2, 3}, {2, 1, 4}, {3, 1, 4}},
 		},
 		{
 			name:   "node order does not matter",
 			nodes:  []Node{{ID: 30, Zone: "x"}, {ID: 10, Zone: "y"}, {ID: 20, Zone: "x"}},
 			shards: 2, rf: 2,
-			want: [][]uint64{{10, 20}, {30, 10}},
+			want: [][]ids.NodeID{{10, 20}, {30, 10}},
 		},
 	}
 	for _, tt := range tests {
@@ -121,7 +122,7 @@ func BenchmarkPlaceShards(b *testing.B) {
 	for _, n := range []int{3, 30} {
 		nodes := make([]Node, n)
 		for i := range nodes {
-			nodes[i] = Node{ID: uint64(i + 1), Zone: fmt.Sprintf("z%d", i%3)}
+			nodes[i] = Node{ID: ids.NodeID(i + 1), Zone: fmt.Sprintf("z%d", i%3)}
 		}
 		b.Run(fmt.Sprintf("nodes=%d/shards=1000/rf=3", n), func(b *testing.B) {
 			b.ReportAllocs()

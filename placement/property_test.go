@@ -3,6 +3,7 @@ package placement
 import (
 	"fmt"
 	"math/rand/v2"
+	"shardlog/ids"
 	"slices"
 	"testing"
 )
@@ -10,7 +11,7 @@ import (
 // cluster is one randomly generated placement problem.
 type cluster struct {
 	nodes      []Node
-	existing   [][]uint64
+	existing   [][]ids.NodeID
 	shards, rf int
 	// balanced is true when existing came from PlaceShards on the same nodes
 	// (or is empty), so replica counts must stay balanced.
@@ -31,10 +32,10 @@ func randomCluster(t *testing.T, r *rand.Rand) cluster {
 	n := 1 + r.IntN(9)
 	zones := r.IntN(5)
 	equalZones := r.IntN(2) == 0
-	ids := r.Perm(100)[:n]
+	perm := r.Perm(100)[:n]
 	nodes := make([]Node, n)
 	for i := range nodes {
-		nodes[i].ID = uint64(ids[i]) + 1
+		nodes[i].ID = ids.NodeID(perm[i]) + 1
 		switch {
 		case zones == 0:
 		case equalZones:
@@ -65,12 +66,12 @@ func randomCluster(t *testing.T, r *rand.Rand) cluster {
 		c.balanced = false
 		for range r.IntN(40) {
 			k := 1 + r.IntN(n)
-			sh := make([]uint64, 0, k)
+			sh := make([]ids.NodeID, 0, k)
 			for _, i := range r.Perm(n)[:k] {
 				sh = append(sh, nodes[i].ID)
 			}
 			if r.IntN(4) == 0 {
-				sh = append(sh, 1000+uint64(r.IntN(5)))
+				sh = append(sh, 1000+ids.NodeID(r.IntN(5)))
 			}
 			c.existing = append(c.existing, sh)
 		}
@@ -86,9 +87,9 @@ func zoneSizes(nodes []Node) map[string]int {
 	return m
 }
 
-func spread(counts map[uint64]int, ids []uint64) int {
+func spread(counts map[ids.NodeID]int, nodes []ids.NodeID) int {
 	lo, hi := int(^uint(0)>>1), 0
-	for _, id := range ids {
+	for _, id := range nodes {
 		lo, hi = min(lo, counts[id]), max(hi, counts[id])
 	}
 	return hi - lo
@@ -120,13 +121,13 @@ func TestPlacementProperties(t *testing.T) {
 }
 
 // checkPlacement asserts the properties of one PlaceShards result.
-func checkPlacement(t *testing.T, c cluster, got [][]uint64) {
+func checkPlacement(t *testing.T, c cluster, got [][]ids.NodeID) {
 	t.Helper()
-	zoneOf := map[uint64]string{}
-	ids := make([]uint64, 0, len(c.nodes))
+	zoneOf := map[ids.NodeID]string{}
+	all := make([]ids.NodeID, 0, len(c.nodes))
 	for _, n := range c.nodes {
 		zoneOf[n.ID] = n.Zone
-		ids = append(ids, n.ID)
+		all = append(all, n.ID)
 	}
 	sizes := zoneSizes(c.nodes)
 	if len(got) != c.shards {
@@ -162,7 +163,7 @@ func checkPlacement(t *testing.T, c cluster, got [][]uint64) {
 	if !c.balanced {
 		return
 	}
-	replicas, leaders := map[uint64]int{}, map[uint64]int{}
+	replicas, leaders := map[ids.NodeID]int{}, map[ids.NodeID]int{}
 	for _, sh := range slices.Concat(c.existing, got) {
 		leaders[sh[0]]++
 		for _, id := range sh {
@@ -174,16 +175,16 @@ func checkPlacement(t *testing.T, c cluster, got [][]uint64) {
 		equal = equal && s == sizes[c.nodes[0].Zone]
 	}
 	if equal {
-		if d := spread(replicas, ids); d > 1 {
+		if d := spread(replicas, all); d > 1 {
 			t.Fatalf("%v: replica counts spread %d: %v", c, d, replicas)
 		}
-		if d := spread(leaders, ids); d > c.leaderSlack {
+		if d := spread(leaders, all); d > c.leaderSlack {
 			t.Fatalf("%v: leader counts spread %d: %v got %v", c, d, leaders, got)
 		}
 		return
 	}
 	for z := range sizes {
-		var inZone []uint64
+		var inZone []ids.NodeID
 		for _, n := range c.nodes {
 			if n.Zone == z {
 				inZone = append(inZone, n.ID)

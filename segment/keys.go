@@ -3,6 +3,7 @@ package segment
 import (
 	"encoding/binary"
 	"fmt"
+	"shardlog/ids"
 )
 
 // Key tags, the byte after the 8-byte shard prefix.
@@ -14,39 +15,39 @@ const (
 	tagEnd = 0xff
 )
 
-func shardPrefix(shard uint64, tag byte) []byte {
+func shardPrefix(shard ids.ShardID, tag byte) []byte {
 	k := make([]byte, 9, 17)
-	binary.BigEndian.PutUint64(k, shard)
+	binary.BigEndian.PutUint64(k, uint64(shard))
 	k[8] = tag
 	return k
 }
 
-func recordKey(shard, base uint64) []byte {
-	return binary.BigEndian.AppendUint64(shardPrefix(shard, tagRecord), base)
+func recordKey(shard ids.ShardID, base ids.Offset) []byte {
+	return binary.BigEndian.AppendUint64(shardPrefix(shard, tagRecord), uint64(base))
 }
 
-func stateKey(shard uint64) []byte { return shardPrefix(shard, tagState) }
+func stateKey(shard ids.ShardID) []byte { return shardPrefix(shard, tagState) }
 
-func producerKey(shard, pid uint64) []byte {
+func producerKey(shard ids.ShardID, pid uint64) []byte {
 	return binary.BigEndian.AppendUint64(shardPrefix(shard, tagProducer), pid)
 }
 
 // shardBounds returns [start, end) covering every key of the shard.
-func shardBounds(shard uint64) (start, end []byte) {
+func shardBounds(shard ids.ShardID) (start, end []byte) {
 	return shardPrefix(shard, 0)[:8], shardPrefix(shard, tagEnd)
 }
 
 // recordBounds returns [start, end) covering the shard's record keys.
-func recordBounds(shard uint64) (start, end []byte) {
+func recordBounds(shard ids.ShardID) (start, end []byte) {
 	return shardPrefix(shard, tagRecord), shardPrefix(shard, tagRecord+1)
 }
 
 // recordBase extracts the base offset from a record key.
-func recordBase(key []byte) (uint64, error) {
+func recordBase(key []byte) (ids.Offset, error) {
 	if len(key) != 17 || key[8] != tagRecord {
 		return 0, fmt.Errorf("%w: record key %x", ErrCorrupt, key)
 	}
-	return binary.BigEndian.Uint64(key[9:]), nil
+	return ids.Offset(binary.BigEndian.Uint64(key[9:])), nil
 }
 
 // ShardState is a shard replica's per-shard metadata, written with every
@@ -54,13 +55,13 @@ func recordBase(key []byte) (uint64, error) {
 type ShardState struct {
 	// ReplicaID is the replica that wrote the state; a different replica of
 	// the same shard on this node must not trust the data.
-	ReplicaID uint64
+	ReplicaID ids.ReplicaID
 	// AppliedIndex is the last Raft index applied.
 	AppliedIndex uint64
 	// NextOffset is the offset the next appended batch starts at.
-	NextOffset uint64
+	NextOffset ids.Offset
 	// LogStart is the first offset still stored (retention moves it up).
-	LogStart uint64
+	LogStart ids.Offset
 }
 
 const stateVersion = 1
@@ -68,10 +69,10 @@ const stateVersion = 1
 func encodeState(st ShardState) []byte {
 	b := make([]byte, 1, 33)
 	b[0] = stateVersion
-	b = binary.LittleEndian.AppendUint64(b, st.ReplicaID)
+	b = binary.LittleEndian.AppendUint64(b, uint64(st.ReplicaID))
 	b = binary.LittleEndian.AppendUint64(b, st.AppliedIndex)
-	b = binary.LittleEndian.AppendUint64(b, st.NextOffset)
-	return binary.LittleEndian.AppendUint64(b, st.LogStart)
+	b = binary.LittleEndian.AppendUint64(b, uint64(st.NextOffset))
+	return binary.LittleEndian.AppendUint64(b, uint64(st.LogStart))
 }
 
 func decodeState(b []byte) (ShardState, error) {
@@ -79,10 +80,10 @@ func decodeState(b []byte) (ShardState, error) {
 		return ShardState{}, fmt.Errorf("%w: shard state of %d bytes", ErrCorrupt, len(b))
 	}
 	return ShardState{
-		ReplicaID:    binary.LittleEndian.Uint64(b[1:]),
+		ReplicaID:    ids.ReplicaID(binary.LittleEndian.Uint64(b[1:])),
 		AppliedIndex: binary.LittleEndian.Uint64(b[9:]),
-		NextOffset:   binary.LittleEndian.Uint64(b[17:]),
-		LogStart:     binary.LittleEndian.Uint64(b[25:]),
+		NextOffset:   ids.Offset(binary.LittleEndian.Uint64(b[17:])),
+		LogStart:     ids.Offset(binary.LittleEndian.Uint64(b[25:])),
 	}, nil
 }
 
@@ -92,8 +93,9 @@ const RecentSequences = 16
 
 // SeqOffset records where one producer sequence was stored.
 type SeqOffset struct {
-	Seq, Base uint64
-	Count     uint32
+	Seq   uint64
+	Base  ids.Offset
+	Count uint32
 }
 
 // ProducerState is the idempotence state of one producer on one shard.
@@ -116,7 +118,7 @@ func encodeProducer(st ProducerState) []byte {
 	b = append(b, byte(len(recent)))
 	for _, r := range recent {
 		b = binary.LittleEndian.AppendUint64(b, r.Seq)
-		b = binary.LittleEndian.AppendUint64(b, r.Base)
+		b = binary.LittleEndian.AppendUint64(b, uint64(r.Base))
 		b = binary.LittleEndian.AppendUint32(b, r.Count)
 	}
 	return b
@@ -133,7 +135,7 @@ func decodeProducer(b []byte) (ProducerState, error) {
 			p := b[10+20*i:]
 			st.Recent[i] = SeqOffset{
 				Seq:   binary.LittleEndian.Uint64(p),
-				Base:  binary.LittleEndian.Uint64(p[8:]),
+				Base:  ids.Offset(binary.LittleEndian.Uint64(p[8:])),
 				Count: binary.LittleEndian.Uint32(p[16:]),
 			}
 		}

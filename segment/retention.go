@@ -2,6 +2,7 @@ package segment
 
 import (
 	"errors"
+	"shardlog/ids"
 )
 
 // RetentionPoint returns the base offset of the first batch to keep under
@@ -10,7 +11,7 @@ import (
 // (size); a limit of 0 is disabled. The newest batch is always kept. ok is
 // false when nothing should be dropped. Passing base to a truncate command
 // drops exactly the batches before it.
-func (s *Store) RetentionPoint(shard uint64, olderThanMs, maxBytes int64) (base uint64, ok bool, err error) {
+func (s *Store) RetentionPoint(shard ids.ShardID, olderThanMs, maxBytes int64) (base ids.Offset, ok bool, err error) {
 	it, err := s.recordIter(s.db, shard)
 	if err != nil {
 		return 0, false, err
@@ -43,7 +44,7 @@ func (s *Store) RetentionPoint(shard uint64, olderThanMs, maxBytes int64) (base 
 	if maxBytes > 0 {
 		// Backward: the newest batches that fit, at least one.
 		var total int64
-		sizeKeep := uint64(0)
+		sizeKeep := ids.Offset(0)
 		for valid := it.Last(); valid; valid = it.Prev() {
 			b, h, err := iterBatch(it)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"shardlog/ids"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -58,7 +59,7 @@ func stopped(stop <-chan struct{}) bool {
 
 // Export streams every key of the shard, as of the snapshot, to w. It
 // returns ErrStopped when stop is closed first.
-func (sn *Snapshot) Export(shard uint64, w io.Writer, stop <-chan struct{}) (err error) {
+func (sn *Snapshot) Export(shard ids.ShardID, w io.Writer, stop <-chan struct{}) (err error) {
 	lo, hi := shardBounds(shard)
 	it, err := sn.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -106,14 +107,14 @@ func (sn *Snapshot) Export(shard uint64, w io.Writer, stop <-chan struct{}) (err
 // Import replaces the shard's keys with a stream written by Export: it
 // deletes the shard's range, loads the stream, writes the state key last and
 // syncs. On any error the shard is left without data or state.
-func (s *Store) Import(shard uint64, r io.Reader, stop <-chan struct{}) error {
+func (s *Store) Import(shard ids.ShardID, r io.Reader, stop <-chan struct{}) error {
 	return s.ImportAs(shard, 0, r, stop)
 }
 
 // ImportAs is Import, except that a non-zero replicaID replaces the
 // ReplicaID in the imported state: a replica recovering a snapshot streamed
 // from a peer must record itself as the owner.
-func (s *Store) ImportAs(shard, replicaID uint64, r io.Reader, stop <-chan struct{}) error {
+func (s *Store) ImportAs(shard ids.ShardID, replicaID ids.ReplicaID, r io.Reader, stop <-chan struct{}) error {
 	state, err := s.load(shard, r, stop)
 	if err == nil {
 		if replicaID != 0 {
@@ -173,7 +174,7 @@ func (sr *snapshotReader) uvarint(what string) (uint64, error) {
 
 // load deletes the shard's keys and writes the stream's keys except the
 // state, which it returns once the whole stream checked out.
-func (s *Store) load(shard uint64, r io.Reader, stop <-chan struct{}) (ShardState, error) {
+func (s *Store) load(shard ids.ShardID, r io.Reader, stop <-chan struct{}) (ShardState, error) {
 	sr := &snapshotReader{br: bufio.NewReaderSize(r, 256<<10)}
 	magic, err := sr.full(uint64(len(snapshotMagic)), uint64(len(snapshotMagic)), "magic")
 	if err != nil {
@@ -210,7 +211,7 @@ func (s *Store) load(shard uint64, r io.Reader, stop <-chan struct{}) (ShardStat
 			hasState = true
 			continue
 		}
-		_ = b.Set(append(binary.BigEndian.AppendUint64(nil, shard), suffix...), v, nil)
+		_ = b.Set(append(shardPrefix(shard, 0)[:8], suffix...), v, nil)
 		if b.Len() >= importBatchBytes {
 			if err := b.Commit(noSync); err != nil {
 				return ShardState{}, err

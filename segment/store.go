@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"shardlog/batch"
+	"shardlog/ids"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -82,7 +83,7 @@ func (s *Store) get(key []byte) ([]byte, bool, error) {
 }
 
 // State returns the shard's state; ok is false when the shard has none.
-func (s *Store) State(shard uint64) (ShardState, bool, error) {
+func (s *Store) State(shard ids.ShardID) (ShardState, bool, error) {
 	v, ok, err := s.get(stateKey(shard))
 	if err != nil || !ok {
 		return ShardState{}, false, err
@@ -92,7 +93,7 @@ func (s *Store) State(shard uint64) (ShardState, bool, error) {
 }
 
 // Producer returns a producer's idempotence state on the shard.
-func (s *Store) Producer(shard, pid uint64) (ProducerState, bool, error) {
+func (s *Store) Producer(shard ids.ShardID, pid uint64) (ProducerState, bool, error) {
 	v, ok, err := s.get(producerKey(shard, pid))
 	if err != nil || !ok {
 		return ProducerState{}, false, err
@@ -111,24 +112,24 @@ type WriteBatch struct {
 func (s *Store) NewWriteBatch() *WriteBatch { return &WriteBatch{b: s.db.NewBatch()} }
 
 // PutRecordBatch stores a batch at its base offset; data is copied.
-func (w *WriteBatch) PutRecordBatch(shard, base uint64, data []byte) {
+func (w *WriteBatch) PutRecordBatch(shard ids.ShardID, base ids.Offset, data []byte) {
 	_ = w.b.Set(recordKey(shard, base), data, nil) // errors only on a committed batch
 }
 
 // PutProducer stores a producer's idempotence state.
-func (w *WriteBatch) PutProducer(shard, pid uint64, st ProducerState) {
+func (w *WriteBatch) PutProducer(shard ids.ShardID, pid uint64, st ProducerState) {
 	_ = w.b.Set(producerKey(shard, pid), encodeProducer(st), nil)
 }
 
 // PutState stores the shard's state.
-func (w *WriteBatch) PutState(shard uint64, st ShardState) {
+func (w *WriteBatch) PutState(shard ids.ShardID, st ShardState) {
 	_ = w.b.Set(stateKey(shard), encodeState(st), nil)
 }
 
 // DeleteRecordBatchesBefore deletes every record batch with a base offset
 // below base, with one range delete. It also covers batches put earlier in
 // this WriteBatch.
-func (w *WriteBatch) DeleteRecordBatchesBefore(shard, base uint64) {
+func (w *WriteBatch) DeleteRecordBatchesBefore(shard ids.ShardID, base ids.Offset) {
 	_ = w.b.DeleteRange(recordKey(shard, 0), recordKey(shard, base), nil)
 }
 
@@ -150,19 +151,19 @@ func (w *WriteBatch) Close() { _ = w.b.Close() }
 
 // StoredBatch is one batch as stored, at its base offset.
 type StoredBatch struct {
-	Base uint64
+	Base ids.Offset
 	Data []byte
 }
 
 // recordIter returns an iterator over the shard's record keys.
-func (s *Store) recordIter(r pebble.Reader, shard uint64) (*pebble.Iterator, error) {
+func (s *Store) recordIter(r pebble.Reader, shard ids.ShardID) (*pebble.Iterator, error) {
 	lo, hi := recordBounds(shard)
 	return r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 }
 
 // seekBatch positions it at the batch that contains offset, else at the
 // first batch after it. It returns false when there is none.
-func seekBatch(it *pebble.Iterator, shard, offset uint64) (bool, error) {
+func seekBatch(it *pebble.Iterator, shard ids.ShardID, offset ids.Offset) (bool, error) {
 	if !it.SeekLT(append(recordKey(shard, offset), 0)) {
 		return it.First(), nil
 	}
@@ -170,14 +171,14 @@ func seekBatch(it *pebble.Iterator, shard, offset uint64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if base+uint64(h.Count) > offset {
+	if base+ids.Offset(h.Count) > offset {
 		return true, nil
 	}
 	return it.Next(), nil
 }
 
 // iterBatch decodes the base and header of the batch under it.
-func iterBatch(it *pebble.Iterator) (uint64, batch.Info, error) {
+func iterBatch(it *pebble.Iterator) (ids.Offset, batch.Info, error) {
 	base, err := recordBase(it.Key())
 	if err != nil {
 		return 0, batch.Info{}, err
@@ -197,7 +198,7 @@ func iterBatch(it *pebble.Iterator) (uint64, batch.Info, error) {
 // the first batch after it), in order, while their total stays within
 // maxBytes; the first batch is always returned if any exists at or after
 // from, whatever its size. The returned data is owned by the caller.
-func (s *Store) Read(shard, from uint64, maxBytes int) (_ []StoredBatch, err error) {
+func (s *Store) Read(shard ids.ShardID, from ids.Offset, maxBytes int) (_ []StoredBatch, err error) {
 	it, err := s.recordIter(s.db, shard)
 	if err != nil {
 		return nil, err
@@ -232,7 +233,7 @@ func (s *Store) Read(shard, from uint64, maxBytes int) (_ []StoredBatch, err err
 // Locate returns the base and header information of the batch that contains
 // offset, or of the first batch after it; found is false when there is none.
 // It reads no payload and checks no CRC.
-func (s *Store) Locate(shard, offset uint64) (base uint64, info batch.Info, found bool, err error) {
+func (s *Store) Locate(shard ids.ShardID, offset ids.Offset) (base ids.Offset, info batch.Info, found bool, err error) {
 	it, err := s.recordIter(s.db, shard)
 	if err != nil {
 		return 0, batch.Info{}, false, err
@@ -253,7 +254,7 @@ func (s *Store) Locate(shard, offset uint64) (base uint64, info batch.Info, foun
 // disk space is actually freed.
 // A shard without keys is left alone: compacting a range flushes the
 // memtable, which would make starting many new replicas slow.
-func (s *Store) DeleteShard(shard uint64) error {
+func (s *Store) DeleteShard(shard ids.ShardID) error {
 	lo, hi := shardBounds(shard)
 	empty, err := s.rangeEmpty(lo, hi)
 	if err != nil || empty {
@@ -278,13 +279,13 @@ func (s *Store) rangeEmpty(lo, hi []byte) (_ bool, err error) {
 }
 
 // Shards returns the IDs of the shards that have a state key, ascending.
-func (s *Store) Shards() (_ []uint64, err error) {
+func (s *Store) Shards() (_ []ids.ShardID, err error) {
 	it, err := s.db.NewIter(nil)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, it.Close()) }()
-	var out []uint64
+	var out []ids.ShardID
 	for valid := it.First(); valid; {
 		k := it.Key()
 		if len(k) < 8 {
@@ -295,7 +296,7 @@ func (s *Store) Shards() (_ []uint64, err error) {
 		if valid = it.SeekGE(stateKey(shard)); valid && bytes.Equal(it.Key(), stateKey(shard)) {
 			out = append(out, shard)
 		}
-		if shard == ^uint64(0) {
+		if shard == ^ids.ShardID(0) {
 			break
 		}
 		valid = it.SeekGE(shardPrefix(shard+1, 0)[:8])
@@ -303,7 +304,7 @@ func (s *Store) Shards() (_ []uint64, err error) {
 	return out, it.Error()
 }
 
-func shardOf(key []byte) uint64 { return binary.BigEndian.Uint64(key) }
+func shardOf(key []byte) ids.ShardID { return ids.ShardID(binary.BigEndian.Uint64(key)) }
 
 // Sync makes every committed write durable by fsyncing the shared WAL.
 func (s *Store) Sync() error {

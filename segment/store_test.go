@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"shardlog/batch"
+	"shardlog/ids"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -39,7 +40,7 @@ func batchOf(t *testing.T, n int, ts int64, valueSize int) []byte {
 
 // fill appends batches of the given record counts to the shard, returning
 // their bases; batch i has timestamp 1000*(i+1).
-func fill(t *testing.T, s *Store, shard uint64, counts ...int) []uint64 {
+func fill(t *testing.T, s *Store, shard ids.ShardID, counts ...int) []ids.Offset {
 	t.Helper()
 	st, _, err := s.State(shard)
 	if err != nil {
@@ -47,11 +48,11 @@ func fill(t *testing.T, s *Store, shard uint64, counts ...int) []uint64 {
 	}
 	wb := s.NewWriteBatch()
 	defer wb.Close()
-	var bases []uint64
+	var bases []ids.Offset
 	for i, n := range counts {
 		bases = append(bases, st.NextOffset)
 		wb.PutRecordBatch(shard, st.NextOffset, batchOf(t, n, int64(1000*(i+1)), 10))
-		st.NextOffset += uint64(n)
+		st.NextOffset += ids.Offset(n)
 	}
 	wb.PutState(shard, st)
 	if err := wb.Commit(false); err != nil {
@@ -60,8 +61,8 @@ func fill(t *testing.T, s *Store, shard uint64, counts ...int) []uint64 {
 	return bases
 }
 
-func bases(bs []StoredBatch) []uint64 {
-	var out []uint64
+func bases(bs []StoredBatch) []ids.Offset {
+	var out []ids.Offset
 	for _, b := range bs {
 		out = append(out, b.Base)
 	}
@@ -108,19 +109,19 @@ func TestSegmentStoreRead(t *testing.T) {
 	size := len(batchOf(t, 5, 0, 10))
 	tests := []struct {
 		name     string
-		from     uint64
+		from     ids.Offset
 		maxBytes int
-		want     []uint64
+		want     []ids.Offset
 	}{
-		{name: "from start, all", from: 0, maxBytes: 1 << 20, want: []uint64{0, 5, 10, 15}},
-		{name: "mid batch", from: 7, maxBytes: 1 << 20, want: []uint64{5, 10, 15}},
-		{name: "last offset", from: 19, maxBytes: 1 << 20, want: []uint64{15}},
+		{name: "from start, all", from: 0, maxBytes: 1 << 20, want: []ids.Offset{0, 5, 10, 15}},
+		{name: "mid batch", from: 7, maxBytes: 1 << 20, want: []ids.Offset{5, 10, 15}},
+		{name: "last offset", from: 19, maxBytes: 1 << 20, want: []ids.Offset{15}},
 		{name: "at end", from: 20, maxBytes: 1 << 20, want: nil},
 		{name: "beyond end", from: 1000, maxBytes: 1 << 20, want: nil},
-		{name: "tiny max still one", from: 0, maxBytes: 1, want: []uint64{0}},
-		{name: "zero max still one", from: 3, maxBytes: 0, want: []uint64{0}},
-		{name: "exactly two", from: 0, maxBytes: 2 * size, want: []uint64{0, 5}},
-		{name: "two and a bit", from: 0, maxBytes: 2*size + 1, want: []uint64{0, 5}},
+		{name: "tiny max still one", from: 0, maxBytes: 1, want: []ids.Offset{0}},
+		{name: "zero max still one", from: 3, maxBytes: 0, want: []ids.Offset{0}},
+		{name: "exactly two", from: 0, maxBytes: 2 * size, want: []ids.Offset{0, 5}},
+		{name: "two and a bit", from: 0, maxBytes: 2*size + 1, want: []ids.Offset{0, 5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,7 +162,7 @@ func TestSegmentStoreDeleteBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []uint64{6, 9}; !reflect.DeepEqual(bases(got), want) {
+	if want := []ids.Offset{6, 9}; !reflect.DeepEqual(bases(got), want) {
 		t.Fatalf("bases after delete = %v, want %v", bases(got), want)
 	}
 }
@@ -170,7 +171,7 @@ func TestSegmentStoreDeleteShardAndShards(t *testing.T) {
 	s := openMem(t)
 	fill(t, s, 1, 2)
 	fill(t, s, 2, 2)
-	fill(t, s, ^uint64(0), 2)
+	fill(t, s, ^ids.ShardID(0), 2)
 	wb := s.NewWriteBatch()
 	wb.PutProducer(5, 1, ProducerState{LastSeq: 1}) // keys but no state
 	_ = wb.Commit(false)
@@ -179,13 +180,13 @@ func TestSegmentStoreDeleteShardAndShards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []uint64{1, 2, ^uint64(0)}; !reflect.DeepEqual(got, want) {
+	if want := []ids.ShardID{1, 2, ^ids.ShardID(0)}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Shards = %v, want %v", got, want)
 	}
 	if err := s.DeleteShard(2); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Shards(); !reflect.DeepEqual(got, []uint64{1, ^uint64(0)}) {
+	if got, _ := s.Shards(); !reflect.DeepEqual(got, []ids.ShardID{1, ^ids.ShardID(0)}) {
 		t.Fatalf("Shards after delete = %v", got)
 	}
 	if bs, _ := s.Read(2, 0, 1<<20); len(bs) != 0 {
@@ -205,7 +206,7 @@ func TestSegmentRetentionPoint(t *testing.T) {
 		name     string
 		olderMs  int64
 		maxBytes int64
-		want     uint64
+		want     ids.Offset
 		wantOK   bool
 	}{
 		{name: "no limits", want: 0},
@@ -270,7 +271,7 @@ func TestSegmentSnapshotRoundTrip(t *testing.T) {
 	if p, ok, _ := dst.Producer(3, 77); !ok || p.LastSeq != 2 {
 		t.Fatalf("producer not imported: %+v", p)
 	}
-	if sh, _ := dst.Shards(); !reflect.DeepEqual(sh, []uint64{3}) {
+	if sh, _ := dst.Shards(); !reflect.DeepEqual(sh, []ids.ShardID{3}) {
 		t.Fatalf("import wrote other shards: %v", sh)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"shardlog/ids"
 
 	"github.com/lni/dragonboat/v4/statemachine"
 )
@@ -27,9 +28,9 @@ func EncodeAppend(dst []byte, producerID, seq uint64, batch []byte) []byte {
 
 // EncodeTruncate appends to dst the entry that drops every batch lying
 // wholly before offset before (retention).
-func EncodeTruncate(dst []byte, before uint64) []byte {
+func EncodeTruncate(dst []byte, before ids.Offset) []byte {
 	dst = append(dst, opTruncate)
-	return binary.LittleEndian.AppendUint64(dst, before)
+	return binary.LittleEndian.AppendUint64(dst, uint64(before))
 }
 
 // Result status codes in statemachine.Result.Value. Zero is left unused so
@@ -46,7 +47,7 @@ const (
 // AppendResult is the outcome of an applied entry.
 type AppendResult struct {
 	// Base is the first offset of the batch (for a truncate: the new LogStart).
-	Base uint64
+	Base ids.Offset
 	// Count is the number of records in the batch.
 	Count uint32
 	// Duplicate is true when the sequence was applied before; Base and Count
@@ -54,8 +55,8 @@ type AppendResult struct {
 	Duplicate bool
 }
 
-func offsetsResult(status uint64, base uint64, count uint32) statemachine.Result {
-	d := binary.LittleEndian.AppendUint64(make([]byte, 0, 12), base)
+func offsetsResult(status uint64, base ids.Offset, count uint32) statemachine.Result {
+	d := binary.LittleEndian.AppendUint64(make([]byte, 0, 12), uint64(base))
 	return statemachine.Result{Value: status, Data: binary.LittleEndian.AppendUint32(d, count)}
 }
 
@@ -64,8 +65,8 @@ func pairResult(status uint64, a, b uint64) statemachine.Result {
 	return statemachine.Result{Value: status, Data: binary.LittleEndian.AppendUint64(d, b)}
 }
 
-func truncatedResult(logStart uint64) statemachine.Result {
-	return statemachine.Result{Value: statusTruncated, Data: binary.LittleEndian.AppendUint64(nil, logStart)}
+func truncatedResult(logStart ids.Offset) statemachine.Result {
+	return statemachine.Result{Value: statusTruncated, Data: binary.LittleEndian.AppendUint64(nil, uint64(logStart))}
 }
 
 func corruptResult(err error) statemachine.Result {
@@ -82,7 +83,7 @@ func DecodeResult(r statemachine.Result) (AppendResult, error) {
 			break
 		}
 		return AppendResult{
-			Base:      binary.LittleEndian.Uint64(r.Data),
+			Base:      ids.Offset(binary.LittleEndian.Uint64(r.Data)),
 			Count:     binary.LittleEndian.Uint32(r.Data[8:]),
 			Duplicate: r.Value == statusDuplicate,
 		}, nil
@@ -101,7 +102,7 @@ func DecodeResult(r statemachine.Result) (AppendResult, error) {
 		if len(r.Data) != 8 {
 			break
 		}
-		return AppendResult{Base: binary.LittleEndian.Uint64(r.Data)}, nil
+		return AppendResult{Base: ids.Offset(binary.LittleEndian.Uint64(r.Data))}, nil
 	}
 	return AppendResult{}, fmt.Errorf("%w: status %d with %d bytes", ErrBadResult, r.Value, len(r.Data))
 }
@@ -112,7 +113,7 @@ type command struct {
 	producerID uint64
 	seq        uint64
 	batch      []byte
-	before     uint64
+	before     ids.Offset
 }
 
 var errMalformed = errors.New("malformed entry")
@@ -136,7 +137,7 @@ func decodeCommand(cmd []byte) (command, error) {
 		if len(cmd) != 9 {
 			return command{}, fmt.Errorf("%w: truncate of %d bytes", errMalformed, len(cmd))
 		}
-		return command{op: opTruncate, before: binary.LittleEndian.Uint64(cmd[1:])}, nil
+		return command{op: opTruncate, before: ids.Offset(binary.LittleEndian.Uint64(cmd[1:]))}, nil
 	}
 	return command{}, fmt.Errorf("%w: unknown op %d", errMalformed, cmd[0])
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/lni/dragonboat/v4/logger"
 	lnivfs "github.com/lni/vfs"
 
+	"shardlog/ids"
 	"shardlog/segment"
 )
 
@@ -92,7 +93,7 @@ func TestShardDragonboatProposeAndFetch(t *testing.T) {
 	}
 
 	cs := nh.GetNoOPSession(shardID)
-	var want []uint64
+	var want []ids.Offset
 	for seq := uint64(0); seq < 5; seq++ {
 		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
 		r, err := nh.SyncPropose(pctx, cs, EncodeAppend(nil, 42, seq, encBatch(t, 2, "d")))
@@ -124,7 +125,7 @@ func TestShardDragonboatProposeAndFetch(t *testing.T) {
 		t.Fatalf("fetched %d batches, state %+v", len(bs), st)
 	}
 	for i, b := range bs {
-		if b.Base != want[i] || b.Base != uint64(2*i) {
+		if b.Base != want[i] || b.Base != ids.Offset(2*i) {
 			t.Fatalf("batch %d at %d, proposals said %v", i, b.Base, want)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"shardlog/ids"
 	"shardlog/segment"
 )
 
@@ -15,7 +16,7 @@ import (
 // or above NextOffset gives ErrOffsetOutOfRange, wrapped with the valid range.
 // While the replica replaces its data with a snapshot it gives ErrRecovering:
 // what it would read then is neither the old log nor the new one.
-func Fetch(ctx context.Context, st *segment.Store, hub *Hub, shard, offset uint64, maxBytes int, maxWait time.Duration) ([]segment.StoredBatch, segment.ShardState, error) {
+func Fetch(ctx context.Context, st *segment.Store, hub *Hub, shard ids.ShardID, offset ids.Offset, maxBytes int, maxWait time.Duration) ([]segment.StoredBatch, segment.ShardState, error) {
 	var deadline <-chan time.Time
 	for {
 		wake := hub.Wait(shard) // before reading the state: no apply is missed
@@ -44,7 +45,7 @@ func Fetch(ctx context.Context, st *segment.Store, hub *Hub, shard, offset uint6
 
 // readAt is one read of Fetch: done is false when offset is the end of the log
 // and there is nothing to return yet.
-func readAt(st *segment.Store, shard, offset uint64, maxBytes int) (batches []segment.StoredBatch, state segment.ShardState, err error, done bool) {
+func readAt(st *segment.Store, shard ids.ShardID, offset ids.Offset, maxBytes int) (batches []segment.StoredBatch, state segment.ShardState, err error, done bool) {
 	state, ok, err := st.State(shard)
 	if err != nil {
 		return nil, segment.ShardState{}, err, true
@@ -72,6 +73,6 @@ func readAt(st *segment.Store, shard, offset uint64, maxBytes int) (batches []se
 	return batches, state, nil, true
 }
 
-func outOfRange(shard, offset uint64, st segment.ShardState) error {
+func outOfRange(shard ids.ShardID, offset ids.Offset, st segment.ShardState) error {
 	return fmt.Errorf("%w: offset %d, shard %d holds [%d, %d]", ErrOffsetOutOfRange, offset, shard, st.LogStart, st.NextOffset)
 }

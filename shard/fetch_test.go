@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"shardlog/batch"
+	"shardlog/ids"
 )
 
 func TestShardFetchReadsApplied(t *testing.T) {
@@ -16,14 +17,14 @@ func TestShardFetchReadsApplied(t *testing.T) {
 	h.update(app(t, 0, 0, 3), app(t, 0, 0, 3), app(t, 0, 0, 3))
 	tests := []struct {
 		name      string
-		offset    uint64
+		offset    ids.Offset
 		maxBytes  int
-		wantBases []uint64
+		wantBases []ids.Offset
 		wantErr   error
 	}{
-		{name: "from start", offset: 0, maxBytes: 1 << 20, wantBases: []uint64{0, 3, 6}},
-		{name: "mid batch", offset: 4, maxBytes: 1 << 20, wantBases: []uint64{3, 6}},
-		{name: "max bytes", offset: 0, maxBytes: 1, wantBases: []uint64{0}},
+		{name: "from start", offset: 0, maxBytes: 1 << 20, wantBases: []ids.Offset{0, 3, 6}},
+		{name: "mid batch", offset: 4, maxBytes: 1 << 20, wantBases: []ids.Offset{3, 6}},
+		{name: "max bytes", offset: 0, maxBytes: 1, wantBases: []ids.Offset{0}},
 		{name: "at end, no wait", offset: 9, maxBytes: 1 << 20},
 		{name: "beyond end", offset: 10, maxBytes: 1 << 20, wantErr: ErrOffsetOutOfRange},
 	}
@@ -59,7 +60,7 @@ func TestShardFetchLongPollWakesOnApply(t *testing.T) {
 	h := newHarness(t, memStore(t), 1, 1)
 	h.update(app(t, 0, 0, 2))
 	type result struct {
-		base uint64
+		base ids.Offset
 		n    int
 		err  error
 	}

@@ -1,34 +1,37 @@
 package shard
 
-import "sync"
+import (
+	"shardlog/ids"
+	"sync"
+)
 
 // Hub wakes long-polling fetchers when a shard applies entries. It is safe
 // for concurrent use; a nil *Hub never wakes anyone.
 type Hub struct {
 	mu      sync.Mutex
-	waiters map[uint64]chan struct{}
+	waiters map[ids.ShardID]chan struct{}
 	// imports counts snapshot imports per shard, begun and ended: odd while one
 	// runs. A fetch that saw the count change read a shard that was being
 	// replaced under it.
-	imports map[uint64]uint64
+	imports map[ids.ShardID]uint64
 }
 
 // NewHub returns an empty Hub.
 func NewHub() *Hub {
-	return &Hub{waiters: make(map[uint64]chan struct{}), imports: make(map[uint64]uint64)}
+	return &Hub{waiters: make(map[ids.ShardID]chan struct{}), imports: make(map[ids.ShardID]uint64)}
 }
 
 // BeginImport marks the shard's data as being replaced by a snapshot until
 // EndImport; fetches meanwhile fail with ErrRecovering.
-func (h *Hub) BeginImport(shard uint64) { h.bumpImport(shard) }
+func (h *Hub) BeginImport(shard ids.ShardID) { h.bumpImport(shard) }
 
 // EndImport ends BeginImport and wakes the shard's waiters.
-func (h *Hub) EndImport(shard uint64) {
+func (h *Hub) EndImport(shard ids.ShardID) {
 	h.bumpImport(shard)
 	h.Notify(shard)
 }
 
-func (h *Hub) bumpImport(shard uint64) {
+func (h *Hub) bumpImport(shard ids.ShardID) {
 	if h == nil {
 		return
 	}
@@ -38,7 +41,7 @@ func (h *Hub) bumpImport(shard uint64) {
 }
 
 // importGen returns the shard's import count; odd means an import is running.
-func (h *Hub) importGen(shard uint64) uint64 {
+func (h *Hub) importGen(shard ids.ShardID) uint64 {
 	if h == nil {
 		return 0
 	}
@@ -50,7 +53,7 @@ func (h *Hub) importGen(shard uint64) uint64 {
 // Wait returns a channel that is closed at the next apply to the shard, or
 // when the shard is removed. Take it before reading the shard's state, so
 // that an apply in between is not missed.
-func (h *Hub) Wait(shard uint64) <-chan struct{} {
+func (h *Hub) Wait(shard ids.ShardID) <-chan struct{} {
 	if h == nil {
 		return nil
 	}
@@ -66,7 +69,7 @@ func (h *Hub) Wait(shard uint64) <-chan struct{} {
 
 // Notify wakes every waiter of the shard. The state machine calls it after
 // each committed Update.
-func (h *Hub) Notify(shard uint64) {
+func (h *Hub) Notify(shard ids.ShardID) {
 	if h == nil {
 		return
 	}
@@ -81,4 +84,4 @@ func (h *Hub) Notify(shard uint64) {
 
 // Remove wakes the shard's waiters and forgets the shard, for when its
 // replica leaves this node; woken fetchers then find no state and fail.
-func (h *Hub) Remove(shard uint64) { h.Notify(shard) }
+func (h *Hub) Remove(shard ids.ShardID) { h.Notify(shard) }

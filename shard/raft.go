@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"shardlog/ids"
 	"time"
 
 	"github.com/lni/dragonboat/v4/statemachine"
@@ -15,12 +16,12 @@ type Raft interface {
 	// returns once the entry is queued. Entries of one caller enter the log in
 	// the order their Propose calls returned (the sequence gate relies on it).
 	// Raft drops the entry if it is not applied within timeout.
-	Propose(shardID uint64, cmd []byte, timeout time.Duration) (Proposal, error)
+	Propose(shardID ids.ShardID, cmd []byte, timeout time.Duration) (Proposal, error)
 	// ReadIndex returns once the local replica has applied every entry that was
 	// committed when ReadIndex was called: what it holds then is the whole log.
-	ReadIndex(ctx context.Context, shardID uint64) error
+	ReadIndex(ctx context.Context, shardID ids.ShardID) error
 	// IsLeader reports whether the local replica leads the shard.
-	IsLeader(shardID uint64) bool
+	IsLeader(shardID ids.ShardID) bool
 }
 
 // Proposal is an entry queued by Raft.Propose.

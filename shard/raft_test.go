@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"shardlog/ids"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func newFakeRaft(t *testing.T) *fakeRaft {
 
 const testShard = 20
 
-func (f *fakeRaft) Propose(shardID uint64, cmd []byte, _ time.Duration) (Proposal, error) {
+func (f *fakeRaft) Propose(shardID ids.ShardID, cmd []byte, _ time.Duration) (Proposal, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if shardID != testShard {
@@ -52,7 +53,7 @@ func (f *fakeRaft) Propose(shardID uint64, cmd []byte, _ time.Duration) (Proposa
 	return p, nil
 }
 
-func (f *fakeRaft) ReadIndex(ctx context.Context, _ uint64) error {
+func (f *fakeRaft) ReadIndex(ctx context.Context, _ ids.ShardID) error {
 	f.mu.Lock()
 	f.reads++
 	err, onRead := f.readErr, f.onRead
@@ -63,7 +64,7 @@ func (f *fakeRaft) ReadIndex(ctx context.Context, _ uint64) error {
 	return err
 }
 
-func (f *fakeRaft) IsLeader(uint64) bool {
+func (f *fakeRaft) IsLeader(ids.ShardID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.leader

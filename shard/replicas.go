@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"shardlog/ids"
 	"shardlog/segment"
 )
 
@@ -45,7 +46,7 @@ func NewReplicas(raft Raft, store *segment.Store, hub *Hub, cfg ReplicasConfig) 
 // so that a producer's pipelined batches enter the Raft log in order. The
 // errors are those of DecodeResult, or why Raft did not apply the entry, both
 // wrapped with the shard.
-func (r *Replicas) Produce(ctx context.Context, shardID, producerID, seq uint64, batch []byte) (AppendResult, error) {
+func (r *Replicas) Produce(ctx context.Context, shardID ids.ShardID, producerID, seq uint64, batch []byte) (AppendResult, error) {
 	cmd := EncodeAppend(make([]byte, 0, appendHeaderSize+len(batch)), producerID, seq, batch)
 	key := gateKey{shard: shardID, producer: producerID}
 	if producerID != 0 {
@@ -63,7 +64,7 @@ func (r *Replicas) Produce(ctx context.Context, shardID, producerID, seq uint64,
 }
 
 // applied waits for the proposal's outcome and decodes its Result.
-func (r *Replicas) applied(ctx context.Context, shardID uint64, p Proposal, what string) (AppendResult, error) {
+func (r *Replicas) applied(ctx context.Context, shardID ids.ShardID, p Proposal, what string) (AppendResult, error) {
 	res, err := p.Wait(ctx)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("shard %d: %s: %w", shardID, what, err)
@@ -87,7 +88,7 @@ func (r *Replicas) ForgetProducers(cutoff time.Time) { r.gate.sweep(cutoff) }
 // range", sending the consumer back. Read then waits for a read index
 // (applied up to the commit point) and reads again; if the read index fails,
 // the error is ErrLogEndUnconfirmed ("try again").
-func (r *Replicas) Read(ctx context.Context, shardID, offset uint64, maxBytes int, maxWait time.Duration, confirmEnd bool) ([]segment.StoredBatch, segment.ShardState, error) {
+func (r *Replicas) Read(ctx context.Context, shardID ids.ShardID, offset ids.Offset, maxBytes int, maxWait time.Duration, confirmEnd bool) ([]segment.StoredBatch, segment.ShardState, error) {
 	batches, st, err := Fetch(ctx, r.store, r.hub, shardID, offset, maxBytes, maxWait)
 	if !confirmEnd || !errors.Is(err, ErrOffsetOutOfRange) {
 		return batches, st, err
@@ -110,7 +111,7 @@ func (r *Replicas) Read(ctx context.Context, shardID, offset uint64, maxBytes in
 // that fit (0: no size limit); the newest batch is always kept. It returns
 // once the entry is applied, with before the first offset kept; dropped is
 // false when this replica does not lead the shard or nothing is past the limits.
-func (r *Replicas) Retain(ctx context.Context, shardID uint64, olderThanMs, retentionBytes int64) (before uint64, dropped bool, err error) {
+func (r *Replicas) Retain(ctx context.Context, shardID ids.ShardID, olderThanMs, retentionBytes int64) (before ids.Offset, dropped bool, err error) {
 	if !r.raft.IsLeader(shardID) {
 		return 0, false, nil
 	}

@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"errors"
+	"shardlog/ids"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestShardReplicasProduce(t *testing.T) {
 		result     *statemachine.Result
 		want       AppendResult
 		wantErr    error
-		applied    uint64 // NextOffset after the call
+		applied    ids.Offset // NextOffset after the call
 	}{
 		{name: "appends at the next offset", want: AppendResult{Base: 0, Count: 3}, applied: 3},
 		{name: "idempotent producer appends", producer: 7, seq: 0, want: AppendResult{Base: 0, Count: 3}, applied: 3},
@@ -157,11 +158,11 @@ func TestShardReplicasGateNotReleasedByFailedPropose(t *testing.T) {
 func TestShardReplicasRead(t *testing.T) {
 	tests := []struct {
 		name       string
-		offset     uint64
+		offset     ids.Offset
 		confirmEnd bool
 		readErr    error
 		catchUp    bool // the read index finds 3 more records committed
-		wantBase   uint64
+		wantBase   ids.Offset
 		wantErr    error
 		wantReads  int
 	}{
@@ -206,10 +207,10 @@ func TestShardReplicasRetain(t *testing.T) {
 		maxBytes    int64
 		proposeErr  error
 		result      *statemachine.Result
-		wantBefore  uint64
+		wantBefore  ids.Offset
 		wantDropped bool
 		wantErr     error
-		logStart    uint64
+		logStart    ids.Offset
 	}{
 		{name: "not leader: nothing proposed", notLeader: true, olderThanMs: 2000},
 		{name: "nothing past the limits", olderThanMs: 500},

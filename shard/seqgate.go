@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"shardlog/ids"
 	"sync"
 	"time"
 )
@@ -21,7 +22,10 @@ type seqGate struct {
 	entries map[gateKey]*gateEntry
 }
 
-type gateKey struct{ shard, producer uint64 }
+type gateKey struct {
+	shard    ids.ShardID
+	producer uint64
+}
 
 type gateEntry struct {
 	next    uint64        // lowest sequence not yet proposed here

@@ -10,6 +10,7 @@ import (
 	"github.com/lni/dragonboat/v4/statemachine"
 
 	"shardlog/batch"
+	"shardlog/ids"
 	"shardlog/segment"
 )
 
@@ -23,8 +24,8 @@ func NewFactory(store *segment.Store, hub *Hub, log *slog.Logger) statemachine.C
 		return &stateMachine{
 			store:     store,
 			hub:       hub,
-			shard:     shardID,
-			replicaID: replicaID,
+			shard:     ids.ShardID(shardID),
+			replicaID: ids.ReplicaID(replicaID),
 			log:       log.With("shard", shardID, "replica", replicaID),
 		}
 	}
@@ -36,8 +37,8 @@ func NewFactory(store *segment.Store, hub *Hub, log *slog.Logger) statemachine.C
 type stateMachine struct {
 	store     *segment.Store
 	hub       *Hub
-	shard     uint64
-	replicaID uint64
+	shard     ids.ShardID
+	replicaID ids.ReplicaID
 	log       *slog.Logger
 
 	// state is the last committed ShardState (owned by the update path).
@@ -76,7 +77,7 @@ func (sm *stateMachine) Open(<-chan struct{}) (uint64, error) {
 
 // span is a batch appended earlier in the current Update call.
 type span struct {
-	base  uint64
+	base  ids.Offset
 	count uint32
 }
 
@@ -154,7 +155,7 @@ func (a *applier) apply(cmd []byte) (statemachine.Result, error) {
 	base := a.st.NextOffset
 	a.wb.PutRecordBatch(a.sm.shard, base, c.batch)
 	a.appended = append(a.appended, span{base: base, count: info.Count})
-	a.st.NextOffset += uint64(info.Count)
+	a.st.NextOffset += ids.Offset(info.Count)
 	if c.producerID != 0 {
 		ps.LastSeq = c.seq
 		recent := append(slices.Clone(ps.Recent), segment.SeqOffset{Seq: c.seq, Base: base, Count: info.Count})
@@ -197,7 +198,7 @@ func (a *applier) producer(pid uint64) (segment.ProducerState, bool, error) {
 
 // truncate drops the batches that lie wholly before offset before; the
 // batch containing it is kept and becomes the log start.
-func (a *applier) truncate(before uint64) (statemachine.Result, error) {
+func (a *applier) truncate(before ids.Offset) (statemachine.Result, error) {
 	if before <= a.st.LogStart {
 		return truncatedResult(a.st.LogStart), nil
 	}
@@ -212,7 +213,7 @@ func (a *applier) truncate(before uint64) (statemachine.Result, error) {
 		keep = base
 	} else {
 		for _, s := range a.appended {
-			if s.base+uint64(s.count) > before {
+			if s.base+ids.Offset(s.count) > before {
 				keep = s.base
 				break
 			}

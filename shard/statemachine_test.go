@@ -11,6 +11,7 @@ import (
 	"github.com/lni/dragonboat/v4/statemachine"
 
 	"shardlog/batch"
+	"shardlog/ids"
 	"shardlog/segment"
 )
 
@@ -106,11 +107,11 @@ func TestShardAppendDenseOffsets(t *testing.T) {
 	h := newHarness(t, memStore(t), 5, 1)
 	rs := h.update(app(t, 0, 0, 3), app(t, 0, 0, 1), app(t, 0, 0, 4))
 	rs = append(rs, h.update(app(t, 0, 0, 2))...)
-	var bases []uint64
+	var bases []ids.Offset
 	for _, r := range rs {
 		bases = append(bases, mustResult(t, r).Base)
 	}
-	if want := []uint64{0, 3, 4, 8}; !reflect.DeepEqual(bases, want) {
+	if want := []ids.Offset{0, 3, 4, 8}; !reflect.DeepEqual(bases, want) {
 		t.Fatalf("bases = %v, want %v", bases, want)
 	}
 	st := h.state()
@@ -156,7 +157,7 @@ func TestShardIdempotence(t *testing.T) {
 		{name: "forgotten sequence is too old", steps: func() []step {
 			var s []step
 			for i := range uint64(segment.RecentSequences + 2) {
-				s = append(s, step{seq: i, want: AppendResult{Base: 2 * i, Count: 2}})
+				s = append(s, step{seq: i, want: AppendResult{Base: ids.Offset(2 * i), Count: 2}})
 			}
 			s = append(s, step{seq: 0, wantErr: ErrSequenceTooOld}, step{seq: 1, wantErr: ErrSequenceTooOld},
 				step{seq: 2, want: AppendResult{Base: 4, Count: 2, Duplicate: true}})
@@ -183,7 +184,7 @@ func TestShardIdempotence(t *testing.T) {
 						rs = append(rs, h.update(app(t, 9, s.seq, 2))...)
 					}
 				}
-				next := uint64(0)
+				next := ids.Offset(0)
 				for i, s := range tt.steps {
 					got, err := DecodeResult(rs[i])
 					if s.wantErr != nil {
@@ -201,7 +202,7 @@ func TestShardIdempotence(t *testing.T) {
 						t.Fatalf("step %d: %+v %v, want %+v", i, got, err, s.want)
 					}
 					if !got.Duplicate {
-						next = got.Base + uint64(got.Count)
+						next = got.Base + ids.Offset(got.Count)
 					}
 				}
 				if st := h.state(); st.NextOffset != next {
@@ -225,7 +226,7 @@ func TestShardMixedProducersInOneUpdate(t *testing.T) {
 		app(t, 1, 2, 1),
 	)
 	want := []struct {
-		base uint64
+		base ids.Offset
 		dup  bool
 		err  error
 	}{{base: 2}, {base: 3}, {base: 4}, {base: 2, dup: true}, {err: ErrOutOfOrderSequence}, {base: 5}, {base: 6}}
@@ -342,22 +343,22 @@ func TestShardTruncate(t *testing.T) {
 	h.update(app(t, 0, 0, 3), app(t, 0, 0, 3), app(t, 0, 0, 3)) // [0,3) [3,6) [6,9)
 	tests := []struct {
 		name      string
-		before    uint64
-		wantStart uint64
-		wantBases []uint64
+		before    ids.Offset
+		wantStart ids.Offset
+		wantBases []ids.Offset
 	}{
-		{name: "below log start is a no-op", before: 0, wantStart: 0, wantBases: []uint64{0, 3, 6}},
-		{name: "inside first batch keeps it", before: 2, wantStart: 0, wantBases: []uint64{0, 3, 6}},
-		{name: "at a boundary drops before it", before: 3, wantStart: 3, wantBases: []uint64{3, 6}},
-		{name: "inside a batch keeps that batch", before: 7, wantStart: 6, wantBases: []uint64{6}},
-		{name: "never moves back", before: 4, wantStart: 6, wantBases: []uint64{6}},
+		{name: "below log start is a no-op", before: 0, wantStart: 0, wantBases: []ids.Offset{0, 3, 6}},
+		{name: "inside first batch keeps it", before: 2, wantStart: 0, wantBases: []ids.Offset{0, 3, 6}},
+		{name: "at a boundary drops before it", before: 3, wantStart: 3, wantBases: []ids.Offset{3, 6}},
+		{name: "inside a batch keeps that batch", before: 7, wantStart: 6, wantBases: []ids.Offset{6}},
+		{name: "never moves back", before: 4, wantStart: 6, wantBases: []ids.Offset{6}},
 		{name: "past the end drops all", before: 100, wantStart: 9, wantBases: nil},
 	}
 	for _, tt := range tests {
 		r := mustResult(t, h.update(EncodeTruncate(nil, tt.before))[0])
 		st := h.state()
 		bs, _ := h.store.Read(1, 0, 1<<20)
-		var bases []uint64
+		var bases []ids.Offset
 		for _, b := range bs {
 			bases = append(bases, b.Base)
 		}

@@ -13,19 +13,21 @@ import (
 const module = "shardlog"
 
 // allowed is the intended graph: for each package of the module (non-test files),
-// the module packages it may import. Floors from the bottom: batch, placement, gossip,
-// proto have no module imports; segment stores batches; meta and shard are the two
+// the module packages it may import. Floors from the bottom: batch, ids and proto have
+// no module imports (ids names the node, shard and replica IDs and offsets that cross
+// packages); placement and gossip use only ids; segment stores batches; meta and shard are the two
 // kinds of state machine; node wires them; client speaks only the protocol and the
 // batch format; localcluster starts server processes for the tools above it.
 var allowed = map[string][]string{
 	"batch":                         nil,
-	"placement":                     nil,
-	"gossip":                        nil,
+	"ids":                           nil,
+	"placement":                     {"ids"},
+	"gossip":                        {"ids"},
 	"proto/shardlogv1":              nil,
-	"segment":                       {"batch"},
-	"meta":                          {"placement"},
-	"shard":                         {"batch", "segment"},
-	"node":                          {"batch", "gossip", "meta", "placement", "proto/shardlogv1", "segment", "shard"},
+	"segment":                       {"batch", "ids"},
+	"meta":                          {"ids", "placement"},
+	"shard":                         {"batch", "ids", "segment"},
+	"node":                          {"batch", "gossip", "ids", "meta", "placement", "proto/shardlogv1", "segment", "shard"},
 	"node/nodetest":                 {"client", "node"},
 	"node/crashtest":                {"chaos"},
 	"client":                        {"batch", "proto/shardlogv1"},
@@ -33,7 +35,7 @@ var allowed = map[string][]string{
 	"localcluster":                  {"client", "proto/shardlogv1"},
 	"localcluster/localclustertest": nil,
 	"chaos":                         {"batch", "client", "localcluster", "proto/shardlogv1"},
-	"bench":                         {"batch", "client", "localcluster", "proto/shardlogv1", "segment"},
+	"bench":                         {"batch", "client", "ids", "localcluster", "proto/shardlogv1", "segment"},
 	"cmd/shardlog":                  {"batch", "bench", "chaos", "client", "localcluster", "node", "proto/shardlogv1"},
 	"internal/importgraph":          nil,
 }
@@ -49,7 +51,7 @@ var heavy = map[string][]string{
 
 // light are the packages whose whole dependency tree must stay free of every heavy
 // library: what a client program links.
-var light = []string{"batch", "client", "client/clienttest", "proto/shardlogv1"}
+var light = []string{"batch", "client", "client/clienttest", "ids", "proto/shardlogv1"}
 
 type pkg struct {
 	path    string // relative to the module, "" for the root
