@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -275,38 +274,6 @@ func (k *FailoverKill) fillOutages(per []ShardOutage) {
 	med, mx := medianMax(outages)
 	_, gmx := medianMax(gaps)
 	k.OutageMsMedian, k.OutageMsMax, k.GapMsMax = ms(med), ms(mx), ms(gmx)
-}
-
-// FailoverMain is `shardlog bench failover`: it parses args, runs RunFailover and
-// prints the report to stdout (a table, or JSON with --json). It returns the exit
-// status: ExitOK when the run completed and every affected shard resumed, whether or
-// not the target was met; ExitFailed when a shard took no write within --timeout.
-func FailoverMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench failover", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fc := DefaultFailoverConfig()
-	c := &fc.Config
-	sf := defineSubFlags(fs, c, "not supported: bench failover kills server processes, so it starts its own cluster",
-		"topic to create (default failover-<time>)")
-	fs.IntVar(&fc.Shards, "shards", fc.Shards, "shards of the topic")
-	fs.IntVar(&fc.ReplicationFactor, "replication-factor", fc.ReplicationFactor, "replication factor of the topic (at least 3, at most --nodes)")
-	fs.IntVar(&fc.RecordSize, "record-size", fc.RecordSize, "record value size in bytes")
-	fs.Float64Var(&fc.Rate, "rate", fc.Rate, "total send rate in records/s, spread evenly over the shards")
-	fs.IntVar(&fc.Kills, "kills", fc.Kills, "number of measured kills")
-	fs.DurationVar(&fc.Settle, "settle", fc.Settle, "busy mode: steady traffic before each kill")
-	fs.DurationVar(&fc.Timeout, "timeout", fc.Timeout, "longest wait for the affected shards to resume after a kill")
-	fs.Uint64Var(&fc.Seed, "seed", fc.Seed, "seed of the payloads")
-	fs.DurationVar(&fc.RequestTimeout, "request-timeout", fc.RequestTimeout, "busy mode: longest wait for one Produce call of the producer (a call to a stopped leader waits this long)")
-	fs.StringVar(&fc.Signal, "signal", fc.Signal, "what hits the leader's node: kill (SIGKILL, then restart) or stop (SIGSTOP, then SIGCONT)")
-	fs.BoolVar(&fc.Idle, "idle", fc.Idle, "idle mode: no load, the shards quiesce for --idle-wait, then the node leading the most shards is hit and each of its shards probed with one write")
-	fs.DurationVar(&fc.IdleWait, "idle-wait", fc.IdleWait, "idle mode: time without writes before each kill (shards quiesce after 5 s with the servers' defaults)")
-	fs.DurationVar(&fc.ProbeInterval, "probe-interval", fc.ProbeInterval, "idle mode: time between the starts of a probe write's attempts")
-	fs.DurationVar(&fc.ProbeTimeout, "probe-timeout", fc.ProbeTimeout, "idle mode: longest wait for one attempt of a probe write")
-	if !sf.parse(fs, args, c, stderr) {
-		return ExitUsage
-	}
-	return runSub(sf, stdout, stderr, func(ctx context.Context) (*FailoverReport, error) { return RunFailover(ctx, fc) },
-		func(r *FailoverReport) uint64 { return r.Errors }, WriteFailoverText)
 }
 
 // RunFailover runs the failover benchmark: it starts the cluster, creates the topic,

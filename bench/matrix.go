@@ -4,18 +4,14 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -72,93 +68,6 @@ func (c matrixCell) name() string {
 		return fmt.Sprintf("latency-%dB-%dshards-rf%d-rate%.0f", c.size, c.shards, c.rf, c.rate)
 	}
 	return fmt.Sprintf("produce-%dB-%dshards-rf%d", c.size, c.shards, c.rf)
-}
-
-// MatrixMain is `shardlog bench matrix`: it runs the standard matrix on one cluster,
-// writes JSON under --out and prints the markdown table to stdout.
-func MatrixMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench matrix", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var mc MatrixConfig
-	w := DefaultWorkload()
-	w.Duration = 10 * time.Second
-	w.BacklogTimeout = 20 * time.Second
-	w.BufferBytes = 16 << 20
-	servers := addFlags(fs, &mc.Config, &w)
-	sizes := fs.String("record-sizes", "100,1024", "record sizes of the matrix")
-	shards := fs.String("shard-counts", "1,8,64", "shard counts of the matrix")
-	rfs := fs.String("replication-factors", "1,3", "replication factors of the matrix")
-	fs.IntVar(&mc.LatencyShards, "latency-shards", 8, "shards of the fixed-rate latency runs")
-	fs.Float64Var(&mc.LatencyFraction, "latency-fraction", 0.1, "rate of the latency runs as a fraction of the measured peak")
-	fs.IntVar(&mc.Repeat, "repeat", 1, "runs per cell; the table shows the median")
-	fs.StringVar(&mc.Out, "out", filepath.Join("bench", "results"), "directory for the JSON results and matrix.md")
-	fs.StringVar(&mc.Doc, "doc", "", "markdown file whose "+DocBegin+" ... "+DocEnd+" block gets the table (make bench: docs/performance.md)")
-	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
-	}
-	var err error
-	parse := func(s, name string) []int {
-		v, perr := parseInts(s)
-		if perr != nil {
-			err = errors.Join(err, fmt.Errorf("%w: --%s: %v", ErrUsage, name, perr))
-		}
-		return v
-	}
-	mc.RecordSizes = parse(*sizes, "record-sizes")
-	mc.ShardCounts = parse(*shards, "shard-counts")
-	mc.ReplicationFactors = parse(*rfs, "replication-factors")
-	if err == nil {
-		err = finishConfig(&mc.Config, &w, *servers, true, *verbose, stderr)
-	}
-	if err != nil || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, errors.Join(err, extraArgs(fs.Args())))
-		return ExitUsage
-	}
-	mc.Command = "shardlog bench matrix " + strings.Join(args, " ")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := RunMatrix(ctx, mc)
-	if res != nil {
-		WriteMarkdown(stdout, res)
-	}
-	switch {
-	case errors.Is(err, ErrUsage):
-		fmt.Fprintln(stderr, err)
-		return ExitUsage
-	case err != nil:
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return ExitFailed
-	}
-	for _, r := range res.Runs {
-		if r.Error != "" {
-			return ExitFailed
-		}
-		if r.Median != nil && r.Median.Errors > 0 {
-			return ExitErrors
-		}
-	}
-	return ExitOK
-}
-
-func extraArgs(a []string) error {
-	if len(a) == 0 {
-		return nil
-	}
-	return fmt.Errorf("bench: unexpected arguments %q", a)
-}
-
-// parseInts parses a comma-separated list of positive integers.
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(s, ",") {
-		v, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || v < 1 {
-			return nil, fmt.Errorf("%q is not a list of positive integers", s)
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 // RunMatrix runs the matrix on one cluster (started unless Config.Servers is set). A

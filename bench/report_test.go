@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -161,71 +160,6 @@ func TestShardsOf(t *testing.T) {
 		if got := shardsOf(tt.i, tt.n, tt.shards); !slices.Equal(got, tt.want) {
 			t.Errorf("shardsOf(%d, %d, %d) = %v, want %v", tt.i, tt.n, tt.shards, got, tt.want)
 		}
-	}
-}
-
-func TestParseInts(t *testing.T) {
-	if got, err := parseInts("1, 8,64"); err != nil || !slices.Equal(got, []int{1, 8, 64}) {
-		t.Fatalf("parseInts = %v, %v", got, err)
-	}
-	for _, bad := range []string{"", "1,,2", "0", "x"} {
-		if _, err := parseInts(bad); err == nil {
-			t.Errorf("parseInts(%q) accepted", bad)
-		}
-	}
-}
-
-func TestParseFlags(t *testing.T) {
-	tests := []struct {
-		name  string
-		args  []string
-		ok    bool
-		check func(t *testing.T, c Config)
-	}{
-		{"defaults", nil, true, func(t *testing.T, c Config) {
-			w := c.Workload
-			if c.Nodes != 3 || w.Shards != 8 || w.ReplicationFactor != 3 || w.Compressibility != 0 || w.Keys.Kind != KeysNone || w.Rate != 0 || len(c.Servers) != 0 {
-				t.Errorf("defaults %+v", c)
-			}
-		}},
-		{"all workload flags", []string{"--nodes", "5", "--shards", "64", "--replication-factor", "2", "--record-size", "1024",
-			"--keys", "zipf:100", "--compressibility", "0.5", "--producers", "4", "--batch-size", "65536", "--linger", "2ms",
-			"--inflight", "8", "--consumers", "2", "--duration", "3s", "--records", "1000", "--compression", "zstd",
-			"--rate", "5000", "--topic", "x", "--keep", "--baseline", "--binary", "/bin/true"}, true, func(t *testing.T, c Config) {
-			w := c.Workload
-			if c.Nodes != 5 || w.Shards != 64 || w.ReplicationFactor != 2 || w.RecordSize != 1024 || w.Keys != (KeyDist{KeysZipf, 100}) ||
-				w.Compressibility != 0.5 || w.Producers != 4 || w.BatchSize != 65536 || w.Linger != 2*time.Millisecond ||
-				w.InFlight != 8 || w.Consumers != 2 || w.Duration != 3*time.Second || w.Records != 1000 || w.Compression != "zstd" ||
-				w.Rate != 5000 || c.Topic != "x" || !c.Keep || !c.Baseline || c.Binary != "/bin/true" {
-				t.Errorf("parsed %+v", c)
-			}
-		}},
-		{"servers", []string{"--server", "a:1, b:2"}, true, func(t *testing.T, c Config) {
-			if !slices.Equal(c.Servers, []string{"a:1", "b:2"}) {
-				t.Errorf("servers %q", c.Servers)
-			}
-		}},
-		{"rf follows a small cluster", []string{"--nodes", "1"}, true, func(t *testing.T, c Config) {
-			if c.Workload.ReplicationFactor != 1 {
-				t.Errorf("rf %d", c.Workload.ReplicationFactor)
-			}
-		}},
-		{"bad keys", []string{"--keys", "zipf"}, false, nil},
-		{"bad compression", []string{"--compression", "lz4"}, false, nil},
-		{"bad compressibility", []string{"--compressibility", "2"}, false, nil},
-		{"no producers", []string{"--producers", "0"}, false, nil},
-		{"extra args", []string{"x"}, false, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, _, ok := parseFlags(tt.args, io.Discard)
-			if ok != tt.ok {
-				t.Fatalf("ok = %v, want %v", ok, tt.ok)
-			}
-			if tt.check != nil {
-				tt.check(t, c)
-			}
-		})
 	}
 }
 

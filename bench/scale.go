@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -164,37 +163,6 @@ type ScaleProduce struct {
 	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
 	// RPCErrors counts the producers' failed RPCs by gRPC status code.
 	RPCErrors map[string]uint64 `json:"rpc_errors,omitempty"`
-}
-
-// ScaleMain is `shardlog bench scale`: it parses args, runs RunScale and prints the
-// report to stdout (a table, or JSON with --json). It returns the exit status.
-func ScaleMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench scale", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sc := DefaultScaleConfig()
-	c := &sc.Config
-	sf := defineSubFlags(fs, c, "client addresses host:port[,host:port] of an existing cluster (default: start one; servers are then not measured)",
-		"topic to create (default scale-<time>)")
-	fs.IntVar(&sc.Shards, "shards", sc.Shards, "shards of the topic")
-	fs.IntVar(&sc.ReplicationFactor, "replication-factor", sc.ReplicationFactor, "replication factor of the topic (default 3, at most --nodes)")
-	fs.DurationVar(&sc.Settle, "settle", sc.Settle, "wait after the topic has its leaders before the idle window")
-	fs.DurationVar(&sc.Idle, "idle", sc.Idle, "idle window over which the servers' CPU is measured")
-	fs.IntVar(&sc.Active, "active", sc.Active, "shards written in the main produce phase")
-	fs.IntVar(&sc.Compare, "compare", sc.Compare, "shards written in the comparison produce phase")
-	fs.DurationVar(&sc.Duration, "duration", sc.Duration, "length of each produce phase")
-	fs.IntVar(&sc.RecordSize, "record-size", sc.RecordSize, "record value size in bytes")
-	fs.IntVar(&sc.Producers, "producers", sc.Producers, "producer clients")
-	fs.IntVar(&sc.BatchSize, "batch-size", sc.BatchSize, "producer batch size in bytes")
-	fs.DurationVar(&sc.Linger, "linger", sc.Linger, "producer linger")
-	fs.IntVar(&sc.InFlight, "inflight", sc.InFlight, "batches in flight per shard and producer")
-	fs.IntVar(&sc.BufferBytes, "buffer", sc.BufferBytes, "bytes each producer may hold unacknowledged (0: the client's default)")
-	fs.Uint64Var(&sc.Seed, "seed", sc.Seed, "seed of the payloads")
-	if !sf.parse(fs, args, c, stderr) {
-		return ExitUsage
-	}
-	fitReplicationFactor(c, &sc.ReplicationFactor, flagSet(fs, "replication-factor"))
-	return runSub(sf, stdout, stderr, func(ctx context.Context) (*ScaleReport, error) { return RunScale(ctx, sc) },
-		func(r *ScaleReport) uint64 { return r.Errors }, WriteScaleText)
 }
 
 // RunScale runs the scale benchmark: it starts (or connects to) the cluster, creates

@@ -48,9 +48,7 @@ func chaosMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return chaosExitInconclusive
 	}
 	if jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
+		printReportJSON(stdout, rep)
 	} else {
 		chaos.WriteText(stdout, rep)
 	}
@@ -187,4 +185,11 @@ func harnessLogger(stderr io.Writer, verbose bool) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// printReportJSON prints a harness report as indented JSON.
+func printReportJSON(w io.Writer, rep any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(rep)
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"shardlog/bench"
 )
 
 func main() {
@@ -71,9 +69,7 @@ func init() {
 		{"produce", "TOPIC [--key K] [--shard N] [--delivery-timeout D]", "produce one record per stdin line", cmdProduce, true},
 		{"consume", "TOPIC [--shard N] [--from-beginning|--offset O] [--max N] [--follow] [--format text|json]", "print records", cmdConsume, true},
 		{"dump", "[--json]", "show nodes, topics, placement and meta state", cmdDump, true},
-		{"bench", "[--nodes 3|--server host:port] [--shards N] [--record-size B] [--duration 10s] [--json] | matrix", "measure produce/consume throughput, latency and server cost", func(_ context.Context, e *env, _ globals, a []string) error {
-			return exitCode(bench.Main(a, e.stdout, e.stderr))
-		}, false},
+		{"bench", "[--nodes 3|--server host:port] [--shards N] [--record-size B] [--duration 10s] [--json] | matrix", "measure produce/consume throughput, latency and server cost", cmdBench, false},
 		{"chaos", "[--nodes 5] [--faults kill,pause,partition,restart-all] [--duration 60s] [--seed N] [--json]", "run a cluster under faults and check that nothing acknowledged is lost", cmdChaos, false},
 	}
 }
