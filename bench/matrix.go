@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -73,71 +74,56 @@ func (c matrixCell) name() string {
 // RunMatrix runs the matrix on one cluster (started unless Config.Servers is set). A
 // failed cell is recorded in its MatrixRun and the matrix goes on.
 func RunMatrix(ctx context.Context, mc MatrixConfig) (*MatrixResult, error) {
-	cfg := mc.Config
-	if err := cfg.Workload.Validate(); err != nil {
+	if err := mc.Config.Workload.Validate(); err != nil {
 		return nil, err
 	}
 	mc.Repeat = max(mc.Repeat, 1)
+	if mc.Config.Logger == nil {
+		mc.Config.Logger = slog.Default()
+	}
 	if mc.Out != "" {
 		if err := os.MkdirAll(mc.Out, 0o755); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 	}
-	t, err := connect(ctx, cfg)
+	t, err := connect(ctx, mc.Config)
 	if err != nil {
 		return nil, err
 	}
 	defer t.close()
-	nodes := max(len(t.servers), len(t.addrs))
-	res := &MatrixResult{Started: time.Now(), Machine: describeMachine(), Command: mc.Command}
-	log := cfg.Logger
-	maxRF := slices.Max(mc.ReplicationFactors)
-
-	runCell := func(c matrixCell) *MatrixRun {
-		mr := &MatrixRun{Name: c.name(), cell: c}
-		res.Runs = append(res.Runs, mr)
-		if c.rf > nodes {
-			mr.Error = fmt.Sprintf("replication factor %d exceeds the %d nodes", c.rf, nodes)
-			return mr
-		}
-		w := cfg.Workload
-		w.RecordSize, w.Shards, w.ReplicationFactor, w.Rate = c.size, c.shards, c.rf, c.rate
-		for i := range mc.Repeat {
-			if ctx.Err() != nil {
-				mr.Error = ctx.Err().Error()
-				return mr
-			}
-			log.Info("matrix run", "name", mr.Name, "repeat", i+1)
-			topic := fmt.Sprintf("bench-%s-%d-%s", mr.Name, i+1, strconv.FormatInt(time.Now().UnixNano(), 36))
-			rep, err := t.run(ctx, w, topic, cfg.Keep)
-			if err != nil {
-				mr.Error = err.Error()
-				log.Warn("matrix run failed", "name", mr.Name, "err", err)
-				return mr
-			}
-			rep.Name = mr.Name
-			mr.Runs = append(mr.Runs, rep)
-			if mc.Out != "" {
-				name := mr.Name
-				if mc.Repeat > 1 {
-					name += fmt.Sprintf("-r%d", i+1)
-				}
-				if err := writeJSON(filepath.Join(mc.Out, name+".json"), rep); err != nil {
-					log.Warn("writing a result", "err", err)
-				}
-			}
-			log.Info("matrix result", "name", mr.Name, "records_per_sec", int(rep.Produce.RecordsPerSec),
-				"mb_per_sec", fmt.Sprintf("%.1f", rep.Produce.MBPerSec), "p99_ms", rep.Produce.LatencyMs.P99)
-		}
-		mr.Median = median(mr.Runs)
-		return mr
+	m := &matrixRunner{mc: mc, t: t, log: mc.Config.Logger, nodes: max(len(t.servers), len(t.addrs)),
+		res: &MatrixResult{Started: time.Now(), Machine: describeMachine(), Command: mc.Command}}
+	m.runGrid(ctx)
+	if mc.Config.Baseline {
+		m.segmentBaselines(ctx)
 	}
+	m.res.Duration = time.Since(m.res.Started).Seconds()
+	if err := m.writeOutputs(); err != nil {
+		return m.res, err
+	}
+	return m.res, ctx.Err()
+}
 
+// matrixRunner runs one matrix against a connected target, collecting into res.
+type matrixRunner struct {
+	mc    MatrixConfig
+	t     *target
+	log   *slog.Logger
+	nodes int
+	res   *MatrixResult
+}
+
+// runGrid runs every closed-loop cell, then for every record size the fixed-rate
+// latency cell at LatencyFraction of the peak of its (LatencyShards, largest RF) cell,
+// measuring that peak first when the grid did not contain the cell.
+func (m *matrixRunner) runGrid(ctx context.Context) {
+	mc := m.mc
+	maxRF := slices.Max(mc.ReplicationFactors)
 	peaks := map[int]float64{}
 	for _, size := range mc.RecordSizes {
 		for _, rf := range mc.ReplicationFactors {
 			for _, shards := range mc.ShardCounts {
-				mr := runCell(matrixCell{size: size, shards: shards, rf: rf})
+				mr := m.runCell(ctx, matrixCell{size: size, shards: shards, rf: rf})
 				if mr.Median != nil && shards == mc.LatencyShards && rf == maxRF {
 					peaks[size] = mr.Median.Produce.RecordsPerSec
 				}
@@ -147,45 +133,92 @@ func RunMatrix(ctx context.Context, mc MatrixConfig) (*MatrixResult, error) {
 	for _, size := range mc.RecordSizes {
 		peak, ok := peaks[size]
 		if !ok {
-			peak = runCell(matrixCell{size: size, shards: mc.LatencyShards, rf: maxRF}).peak()
+			peak = m.runCell(ctx, matrixCell{size: size, shards: mc.LatencyShards, rf: maxRF}).peak()
 		}
 		if r := peak * mc.LatencyFraction; r >= 1 {
-			runCell(matrixCell{size: size, shards: mc.LatencyShards, rf: maxRF, rate: float64(int(r))})
+			m.runCell(ctx, matrixCell{size: size, shards: mc.LatencyShards, rf: maxRF, rate: float64(int(r))})
 		}
 	}
-	if cfg.Baseline {
-		res.Segment = map[string]*Throughput{}
-		for _, size := range mc.RecordSizes {
-			w := cfg.Workload
-			w.RecordSize, w.Shards = size, mc.LatencyShards
-			log.Info("segment baseline", "record_size", size)
-			if seg, err := SegmentBaseline(ctx, w, cfg.Dir); err == nil {
-				res.Segment[fmt.Sprintf("%dB", size)] = seg
-			} else {
-				log.Warn("segment baseline failed", "err", err)
+}
+
+// runCell runs one cell Repeat times, writes each run's JSON under Out and records
+// the cell with its median; a failed run ends the cell with its error.
+func (m *matrixRunner) runCell(ctx context.Context, c matrixCell) *MatrixRun {
+	mc, log := m.mc, m.log
+	mr := &MatrixRun{Name: c.name(), cell: c}
+	m.res.Runs = append(m.res.Runs, mr)
+	if c.rf > m.nodes {
+		mr.Error = fmt.Sprintf("replication factor %d exceeds the %d nodes", c.rf, m.nodes)
+		return mr
+	}
+	w := mc.Config.Workload
+	w.RecordSize, w.Shards, w.ReplicationFactor, w.Rate = c.size, c.shards, c.rf, c.rate
+	for i := range mc.Repeat {
+		if ctx.Err() != nil {
+			mr.Error = ctx.Err().Error()
+			return mr
+		}
+		log.Info("matrix run", "name", mr.Name, "repeat", i+1)
+		topic := fmt.Sprintf("bench-%s-%d-%s", mr.Name, i+1, strconv.FormatInt(time.Now().UnixNano(), 36))
+		rep, err := m.t.run(ctx, w, topic, mc.Config.Keep)
+		if err != nil {
+			mr.Error = err.Error()
+			log.Warn("matrix run failed", "name", mr.Name, "err", err)
+			return mr
+		}
+		rep.Name = mr.Name
+		mr.Runs = append(mr.Runs, rep)
+		if mc.Out != "" {
+			name := mr.Name
+			if mc.Repeat > 1 {
+				name += fmt.Sprintf("-r%d", i+1)
+			}
+			if err := writeJSON(filepath.Join(mc.Out, name+".json"), rep); err != nil {
+				log.Warn("writing a result", "err", err)
 			}
 		}
+		log.Info("matrix result", "name", mr.Name, "records_per_sec", int(rep.Produce.RecordsPerSec),
+			"mb_per_sec", fmt.Sprintf("%.1f", rep.Produce.MBPerSec), "p99_ms", rep.Produce.LatencyMs.P99)
 	}
-	res.Duration = time.Since(res.Started).Seconds()
-	if mc.Out != "" {
-		if err := writeJSON(filepath.Join(mc.Out, "matrix.json"), res); err != nil {
-			return res, err
+	mr.Median = median(mr.Runs)
+	return mr
+}
+
+// segmentBaselines measures the segment store alone for every record size.
+func (m *matrixRunner) segmentBaselines(ctx context.Context) {
+	m.res.Segment = map[string]*Throughput{}
+	for _, size := range m.mc.RecordSizes {
+		w := m.mc.Config.Workload
+		w.RecordSize, w.Shards = size, m.mc.LatencyShards
+		m.log.Info("segment baseline", "record_size", size)
+		if seg, err := SegmentBaseline(ctx, w, m.mc.Config.Dir); err == nil {
+			m.res.Segment[fmt.Sprintf("%dB", size)] = seg
+		} else {
+			m.log.Warn("segment baseline failed", "err", err)
 		}
-		f, err := os.Create(filepath.Join(mc.Out, "matrix.md"))
+	}
+}
+
+// writeOutputs writes matrix.json and matrix.md under Out and the table into Doc,
+// each when set.
+func (m *matrixRunner) writeOutputs() error {
+	if out := m.mc.Out; out != "" {
+		if err := writeJSON(filepath.Join(out, "matrix.json"), m.res); err != nil {
+			return err
+		}
+		f, err := os.Create(filepath.Join(out, "matrix.md"))
 		if err != nil {
-			return res, fmt.Errorf("bench: %w", err)
+			return fmt.Errorf("bench: %w", err)
 		}
-		WriteMarkdown(f, res)
+		WriteMarkdown(f, m.res)
 		if err := f.Close(); err != nil {
-			return res, fmt.Errorf("bench: %w", err)
+			return fmt.Errorf("bench: %w", err)
 		}
 	}
-	if mc.Doc != "" {
-		if err := updateDoc(mc.Doc, res); err != nil {
-			return res, err
-		}
+	if m.mc.Doc != "" {
+		return updateDoc(m.mc.Doc, m.res)
 	}
-	return res, ctx.Err()
+	return nil
 }
 
 func (mr *MatrixRun) peak() float64 {

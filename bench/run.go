@@ -351,30 +351,15 @@ func (t *target) run(ctx context.Context, w Workload, topic string, keep bool) (
 	before := t.sample()
 
 	// Tailing consumers run during the produce phase.
-	tailStats := &consumeStats{hist: NewHistogram()}
-	tailCtx, stopTail := context.WithCancel(ctx)
-	defer stopTail()
-	var tailWG sync.WaitGroup
-	for i := range w.Consumers {
-		shards := shardsOf(i, w.Consumers, w.Shards)
-		if len(shards) == 0 {
-			continue
-		}
-		k, err := adm.NewConsumer(ctx, topic, client.ConsumerOptions{Shards: shards, Start: client.StartEarliest})
-		if err != nil {
-			return nil, err
-		}
-		tailWG.Go(func() {
-			defer k.Close()
-			consumeLoop(tailCtx, k, tailStats, errs, nil)
-		})
+	tail, err := startTailers(ctx, adm, topic, w, errs)
+	defer tail.stop()
+	if err != nil {
+		return nil, err
 	}
 
 	t.log.Info("producing", "topic", topic, "duration", w.Duration, "records", w.Records, "rate", w.Rate)
 	stats, err := t.produce(ctx, w, topic, rep, errs)
 	if err != nil {
-		stopTail()
-		tailWG.Wait()
 		return nil, err
 	}
 	rep.Retries = stats.Retries
@@ -390,29 +375,71 @@ func (t *target) run(ctx context.Context, w Workload, topic string, keep bool) (
 		total += e
 	}
 	if w.Consumers > 0 {
-		waitUntil(ctx, w.TailTimeout, func() bool { return tailStats.records.Load() >= total })
+		waitUntil(ctx, w.TailTimeout, func() bool { return tail.stats.records.Load() >= total })
 	}
-	stopTail()
-	tailWG.Wait()
-	rep.Consume.TailRecords = tailStats.records.Load()
-	rep.Consume.E2ELatencyMs = tailStats.hist.Summary()
+	tail.stop()
+	rep.Consume.TailRecords = tail.stats.records.Load()
+	rep.Consume.E2ELatencyMs = tail.stats.hist.Summary()
 
 	if w.Consumers > 0 && ends != nil {
 		t.log.Info("reading the backlog", "records", total)
 		backlog(ctx, adm, topic, w, ends, &rep.Consume, errs)
 	}
-	after := t.sample()
+	rep.Servers = t.serverResults(before, mid, t.sample())
+	rep.Errors = errs.n.Load()
+	rep.ErrorMessages = errs.messages()
+	return rep, ctx.Err()
+}
+
+// serverResults are the started servers' CPU over the run (before to after) and
+// over the produce phase (before to mid), and their memory at the end.
+func (t *target) serverResults(before, mid, after []localcluster.ProcSample) []ServerResult {
+	var out []ServerResult
 	for i, s := range t.servers {
-		rep.Servers = append(rep.Servers, ServerResult{
+		out = append(out, ServerResult{
 			Name: s.name, Addr: s.addr, PID: s.pid,
 			CPUSeconds:        (after[i].CPU - before[i].CPU).Seconds(),
 			ProduceCPUSeconds: (mid[i].CPU - before[i].CPU).Seconds(),
 			PeakRSSBytes:      after[i].PeakRSS, RSSBytes: after[i].RSS,
 		})
 	}
-	rep.Errors = errs.n.Load()
-	rep.ErrorMessages = errs.messages()
-	return rep, ctx.Err()
+	return out
+}
+
+// tailers are the consumers that tail a topic during the produce phase, each reading
+// its share of the shards from the start and recording end-to-end latency in stats.
+type tailers struct {
+	stats  *consumeStats
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startTailers starts w.Consumers tailing consumers of topic. On an error the ones
+// already started still need stop.
+func startTailers(ctx context.Context, adm *client.Client, topic string, w Workload, errs *errorLog) (*tailers, error) {
+	tctx, cancel := context.WithCancel(ctx)
+	tl := &tailers{stats: &consumeStats{hist: NewHistogram()}, cancel: cancel}
+	for i := range w.Consumers {
+		shards := shardsOf(i, w.Consumers, w.Shards)
+		if len(shards) == 0 {
+			continue
+		}
+		k, err := adm.NewConsumer(ctx, topic, client.ConsumerOptions{Shards: shards, Start: client.StartEarliest})
+		if err != nil {
+			return tl, err
+		}
+		tl.wg.Go(func() {
+			defer k.Close()
+			consumeLoop(tctx, k, tl.stats, errs, nil)
+		})
+	}
+	return tl, nil
+}
+
+// stop ends the tailing consumers and waits for them; it may be called again.
+func (tl *tailers) stop() {
+	tl.cancel()
+	tl.wg.Wait()
 }
 
 // shardsOf returns the shards consumer i of n reads: every n-th shard from i.

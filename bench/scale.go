@@ -218,17 +218,30 @@ func RunScale(ctx context.Context, sc ScaleConfig) (*ScaleReport, error) {
 
 	// 2. Idle: first let elections, leader balancing and the shards' first snapshots
 	// settle, then measure.
+	if err := t.scaleIdle(ctx, sc, rep); err != nil {
+		return rep, err
+	}
+	// 3. Produce to the active shards, then to the comparison shards.
+	if err := t.scalePhases(ctx, sc, topic, rep); err != nil {
+		return rep, err
+	}
+	return rep, ctx.Err()
+}
+
+// scaleIdle waits sc.Settle, then measures every started server's CPU and memory
+// over sc.Idle into rep.
+func (t *target) scaleIdle(ctx context.Context, sc ScaleConfig, rep *ScaleReport) error {
 	if sc.Settle > 0 {
-		log.Info("settling", "for", sc.Settle)
+		t.log.Info("settling", "for", sc.Settle)
 		sleepUntil(ctx, time.Now().Add(sc.Settle))
 	}
-	log.Info("idling", "for", sc.Idle)
+	t.log.Info("idling", "for", sc.Idle)
 	idleStart, before := time.Now(), t.sample()
 	sleepUntil(ctx, idleStart.Add(sc.Idle))
 	after := t.sample()
 	rep.IdleSeconds = time.Since(idleStart).Seconds()
 	if err := ctx.Err(); err != nil {
-		return rep, err
+		return err
 	}
 	for i, s := range t.servers {
 		rep.Servers = append(rep.Servers, ScaleServer{
@@ -237,21 +250,25 @@ func RunScale(ctx context.Context, sc ScaleConfig) (*ScaleReport, error) {
 			IdleRSSBytes:   after[i].RSS, IdlePeakRSSBytes: after[i].PeakRSS,
 		})
 	}
+	return nil
+}
 
-	// 3. Produce to the active shards, then to the comparison shards.
+// scalePhases produces to sc.Active shards, then to sc.Compare shards, and fills in
+// rep's phases, their ratio, the servers' peak memory and the errors.
+func (t *target) scalePhases(ctx context.Context, sc ScaleConfig, topic string, rep *ScaleReport) error {
 	errs := &errorLog{}
+	defer func() { rep.Errors, rep.ErrorMessages = errs.n.Load(), errs.messages() }()
 	for _, ph := range []struct {
 		shards int
 		out    *ScaleProduce
 	}{{sc.Active, &rep.Active}, {sc.Compare, &rep.Compare}} {
-		log.Info("producing", "shards", ph.shards, "duration", sc.Duration)
+		t.log.Info("producing", "shards", ph.shards, "duration", sc.Duration)
 		res, err := t.scaleProduce(ctx, sc, topic, ph.shards, errs)
 		*ph.out = res
 		if err != nil {
-			rep.Errors, rep.ErrorMessages = errs.n.Load(), errs.messages()
-			return rep, err
+			return err
 		}
-		log.Info("produced", "shards", ph.shards, "records_per_sec", int(res.RecordsPerSec), "mb_per_sec", fmt.Sprintf("%.2f", res.MBPerSec))
+		t.log.Info("produced", "shards", ph.shards, "records_per_sec", int(res.RecordsPerSec), "mb_per_sec", fmt.Sprintf("%.2f", res.MBPerSec))
 	}
 	if rep.Compare.RecordsPerSec > 0 {
 		rep.Ratio = rep.Active.RecordsPerSec / rep.Compare.RecordsPerSec
@@ -260,8 +277,7 @@ func RunScale(ctx context.Context, sc ScaleConfig) (*ScaleReport, error) {
 	for i := range rep.Servers {
 		rep.Servers[i].PeakRSSBytes = end[i].PeakRSS
 	}
-	rep.Errors, rep.ErrorMessages = errs.n.Load(), errs.messages()
-	return rep, ctx.Err()
+	return nil
 }
 
 // cpuPercent is the CPU used between two samples in percent of one core over seconds;
