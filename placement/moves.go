@@ -30,7 +30,7 @@ type ShardStatus struct {
 	Moving bool
 }
 
-// Snapshot is what PlanMoves decides from. The order
+// Snapshot is what PlanMoves and PlanPreferredLeaders decide from. The order
 // of Nodes and Shards does not matter.
 type Snapshot struct {
 	// Nodes are the cluster's nodes.
@@ -64,6 +64,14 @@ type PlannedMove struct {
 	Reason  MoveReason  // why the move was planned
 }
 
+// PreferredChange makes Node the preferred leader of ShardID: the caller moves
+// Node to the front of the shard's replica list and keeps the relative order
+// of the others.
+type PreferredChange struct {
+	ShardID ids.ShardID // the shard whose preferred leader changes
+	Node    ids.NodeID  // holds a replica of the shard already; comes first
+}
+
 // moveNode is one node of a Snapshot with its working replica count.
 type moveNode struct {
 	id       ids.NodeID
@@ -84,7 +92,7 @@ type moveShard struct {
 	planned  bool  // a move of it was planned in this call
 }
 
-// movePlanner holds the working state of one PlanMoves call.
+// movePlanner holds the working state of one PlanMoves or PlanPreferredLeaders call.
 type movePlanner struct {
 	nodes     []moveNode  // ascending ID
 	shards    []moveShard // ascending ID
@@ -417,4 +425,174 @@ func (p *movePlanner) balanceZoneOK(sh *moveShard, slot, b int) bool {
 		return zb == 0
 	}
 	return zb <= p.zoneCount(sh, slot, p.nodes[sh.replicas[slot]].zone)
+}
+
+// leaderPlan holds the working state of one PlanPreferredLeaders call.
+type leaderPlan struct {
+	p       *movePlanner
+	cands   [][]int // per shard: its replicas on eligible nodes, ascending ID
+	lead    []int   // per shard: node index of its preferred leader if eligible, else -1
+	count   []int   // per node: shards whose preferred leader it is
+	changed []bool  // per shard: a change of it is part of the plan
+	budget  int     // how many more shards may change
+}
+
+// PlanPreferredLeaders returns at most max changes of preferred leader
+// (Replicas[0]), in ascending shard ID, that spread preferred leaderships
+// evenly over the eligible nodes (Alive, not Gone, not Draining). The caller
+// applies a change by moving Node to the front of the shard's replicas,
+// keeping the relative order of the others. Node always holds a replica of
+// the shard and is eligible. Moving shards, and shards without a replica on
+// an eligible node, are left alone (a Moving shard still counts).
+//
+// First, each shard whose preferred leader is not eligible gets its eligible
+// replica with the fewest leaderships (then lowest ID). Then, while a node u
+// can hand a leadership down a chain of shards (u leads a shard with a
+// replica on v, v leads one with a replica on w, ...) to a node with two
+// fewer than u or less, a chain is applied (see augment): u loses one, the
+// end gains one, the nodes between keep their counts.
+//
+// NB: swaps between two nodes are not enough: with counts 3, 2, 1 and no
+// shard shared by the first and last node only a chain through the middle
+// one narrows the spread. Without chains the counts are as even as the
+// replica lists allow (a semi-matching without a cost-reducing path is
+// optimal). So when every shard has the same number of replicas, all on
+// eligible nodes, with replica counts within one, preferred counts end
+// within one: sharing each shard equally among its replicas gives counts in
+// [k, k+1] for some k, and flows are integral. A snapshot without chains or
+// misplaced leaders gives no changes.
+func PlanPreferredLeaders(s Snapshot, max int) []PreferredChange {
+	if max <= 0 {
+		return nil
+	}
+	lp := newLeaderPlan(newMovePlanner(s), max)
+	lp.assignOrphans()
+	for lp.budget > 0 && lp.augment() {
+	}
+	var out []PreferredChange
+	for i, sh := range lp.p.shards {
+		if lp.changed[i] && lp.lead[i] != sh.replicas[0] {
+			out = append(out, PreferredChange{ShardID: sh.id, Node: lp.p.nodes[lp.lead[i]].id})
+		}
+	}
+	return out
+}
+
+// newLeaderPlan counts the current preferred leaderships of eligible nodes.
+func newLeaderPlan(p *movePlanner, budget int) *leaderPlan {
+	n := len(p.shards)
+	lp := &leaderPlan{p: p, cands: make([][]int, n), lead: slices.Repeat([]int{-1}, n),
+		count: make([]int, len(p.nodes)), changed: make([]bool, n), budget: budget}
+	for i, sh := range p.shards {
+		for _, r := range sh.replicas {
+			if r >= 0 && p.nodes[r].eligible {
+				lp.cands[i] = append(lp.cands[i], r)
+			}
+		}
+		slices.Sort(lp.cands[i])
+		if len(sh.replicas) > 0 && slices.Contains(lp.cands[i], sh.replicas[0]) {
+			lp.lead[i] = sh.replicas[0]
+			lp.count[lp.lead[i]]++
+		}
+	}
+	return lp
+}
+
+// assignOrphans gives each changeable shard whose preferred leader is not
+// eligible its eligible replica with the fewest leaderships.
+func (lp *leaderPlan) assignOrphans() {
+	for i := 0; i < len(lp.p.shards) && lp.budget > 0; i++ {
+		if sh := &lp.p.shards[i]; sh.fixed || lp.lead[i] >= 0 || len(lp.cands[i]) == 0 {
+			continue
+		}
+		best := lp.cands[i][0]
+		for _, n := range lp.cands[i][1:] {
+			if lp.count[n] < lp.count[best] {
+				best = n
+			}
+		}
+		lp.lead[i] = best
+		lp.count[best]++
+		lp.changed[i] = true
+		lp.budget--
+	}
+}
+
+type step struct{ shard, to int } // a link of a chain: shard is to be led by node to
+
+// augment applies a chain and reports whether there was one. It takes the
+// shortest chain (then lowest start ID) among the nodes with the most
+// leaderships that have one; if the budget cannot pay for it all, its first
+// steps.
+//
+// NB: every node inside that chain has one leadership fewer than its start:
+// with more it would start a chain of its own, shorter or from higher up. So
+// a cut chain swaps the counts of its start and of the node it stops at, and
+// leaves the rest as a shorter chain from the top count (nodes above gain
+// none). A full chain lowers the sum of squared counts, a cut one shortens
+// the top chain, so repeated plans end without chains even with max 1.
+func (lp *leaderPlan) augment() bool {
+	ledBy := make([][]int, len(lp.p.nodes))
+	for i, sh := range lp.p.shards {
+		if !sh.fixed && lp.lead[i] >= 0 {
+			ledBy[lp.lead[i]] = append(ledBy[lp.lead[i]], i)
+		}
+	}
+	starts := slices.Clone(lp.p.elig)
+	if len(starts) == 0 {
+		return false
+	}
+	slices.SortStableFunc(starts, func(a, b int) int { return cmp.Compare(lp.count[b], lp.count[a]) })
+	var best []step
+	top := lp.count[starts[0]] // count of best's start
+	for _, u := range starts {
+		if lp.count[u]-lp.count[starts[len(starts)-1]] < 2 || (best != nil && lp.count[u] < top) {
+			break
+		}
+		if chain := lp.findChain(u, ledBy); chain != nil && (best == nil || len(chain) < len(best)) {
+			best, top = chain, lp.count[u]
+		}
+	}
+	for _, st := range best {
+		if !lp.changed[st.shard] {
+			if lp.budget == 0 {
+				break
+			}
+			lp.budget--
+		}
+		lp.count[lp.lead[st.shard]]--
+		lp.count[st.to]++
+		lp.lead[st.shard] = st.to
+		lp.changed[st.shard] = true
+	}
+	return best != nil
+}
+
+// findChain returns the shortest chain (breadth first, shards and nodes in
+// ascending order) from node u to a node with two leaderships fewer, or nil.
+func (lp *leaderPlan) findChain(u int, ledBy [][]int) []step {
+	via := slices.Repeat([]int{-1}, len(lp.p.nodes)) // shard that reached the node, -1: not reached
+	queue := []int{u}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		for _, si := range ledBy[x] {
+			for _, y := range lp.cands[si] {
+				if y == u || via[y] >= 0 {
+					continue
+				}
+				via[y] = si
+				if lp.count[y] <= lp.count[u]-2 { // follow via back to u
+					var chain []step
+					for n := y; n != u; n = lp.lead[via[n]] {
+						chain = append(chain, step{shard: via[n], to: n})
+					}
+					slices.Reverse(chain)
+					return chain
+				}
+				queue = append(queue, y)
+			}
+		}
+	}
+	return nil
 }

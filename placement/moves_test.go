@@ -51,6 +51,24 @@ func applyMoves(shards []ShardStatus, moves []PlannedMove) []ShardStatus {
 	return out
 }
 
+// applyPreferred returns shards with each change applied: Node moves to the
+// front, the others keep their relative order.
+func applyPreferred(shards []ShardStatus, changes []PreferredChange) []ShardStatus {
+	out := make([]ShardStatus, len(shards))
+	for i, sh := range shards {
+		out[i] = sh
+		out[i].Replicas = slices.Clone(sh.Replicas)
+		for _, c := range changes {
+			if j := slices.Index(out[i].Replicas, c.Node); c.ShardID == sh.ShardID && j > 0 {
+				r := out[i].Replicas
+				copy(r[1:j+1], r[:j])
+				r[0] = c.Node
+			}
+		}
+	}
+	return out
+}
+
 // reversed returns s with its node and shard lists in reverse order.
 func reversed(s Snapshot) Snapshot {
 	s.Nodes = slices.Clone(s.Nodes)
@@ -285,4 +303,86 @@ func TestPlacementPlanMovesFixpoint(t *testing.T) {
 		snap.Shards = applyMoves(snap.Shards, moves)
 	}
 	t.Fatalf("no fixpoint after 20 rounds: %+v", snap.Shards)
+}
+
+func TestPlacementPlanPreferredLeaders(t *testing.T) {
+	chain := []ShardStatus{
+		shardOn(16, 1, 2), shardOn(17, 1, 2), shardOn(18, 1, 2),
+		shardOn(19, 2, 3), shardOn(20, 2, 3), shardOn(21, 3),
+	}
+	tests := []struct {
+		name  string
+		nodes []NodeStatus
+		shard []ShardStatus
+		max   int
+		want  []PreferredChange
+		next  []PreferredChange // planned after applying want
+	}{
+		{
+			name:  "balanced, no changes",
+			nodes: upNodes(3),
+			shard: []ShardStatus{shardOn(16, 1, 2, 3), shardOn(17, 2, 3, 1), shardOn(18, 3, 1, 2)},
+			max:   5,
+		},
+		{
+			name:  "one node preferred for all shards hands them out",
+			nodes: upNodes(3),
+			shard: []ShardStatus{shardOn(16, 1, 2, 3), shardOn(17, 1, 2, 3), shardOn(18, 1, 3, 2)},
+			max:   5,
+			want:  []PreferredChange{{ShardID: 16, Node: 2}, {ShardID: 17, Node: 3}},
+		},
+		{
+			name:  "counts 3, 2, 1 even out through a chain",
+			nodes: upNodes(3),
+			shard: chain,
+			max:   5,
+			want:  []PreferredChange{{ShardID: 16, Node: 2}, {ShardID: 19, Node: 3}},
+		},
+		{
+			name:  "a chain longer than the budget is applied in steps",
+			nodes: upNodes(3),
+			shard: chain,
+			max:   1,
+			want:  []PreferredChange{{ShardID: 16, Node: 2}},
+			next:  []PreferredChange{{ShardID: 19, Node: 3}},
+		},
+		{name: "max zero, nothing", nodes: upNodes(3), shard: chain},
+		{name: "no eligible node, nothing", nodes: []NodeStatus{down(1, ""), gone(2, "")}, shard: chain, max: 5},
+		{
+			name:  "preferred leader gone, down or draining: the least loaded eligible replica",
+			nodes: []NodeStatus{up(1, ""), up(2, ""), gone(3, ""), down(4, ""), draining(5, "")},
+			shard: []ShardStatus{shardOn(16, 3, 1, 2), shardOn(17, 4, 1, 2), shardOn(18, 5, 2, 1), shardOn(19, 4, 3)},
+			max:   5,
+			want:  []PreferredChange{{ShardID: 16, Node: 1}, {ShardID: 17, Node: 2}, {ShardID: 18, Node: 1}},
+		},
+		{
+			name:  "Moving shards are left alone but counted",
+			nodes: upNodes(2),
+			shard: []ShardStatus{moving(shardOn(16, 1, 2)), moving(shardOn(17, 1, 2)), shardOn(18, 2, 1)},
+			max:   5,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := Snapshot{Nodes: tt.nodes, Shards: tt.shard}
+			got := PlanPreferredLeaders(snap, tt.max)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			if again := PlanPreferredLeaders(reversed(snap), tt.max); !slices.Equal(again, got) {
+				t.Fatalf("reversed input: got %+v, want %+v", again, got)
+			}
+			snap.Shards = applyPreferred(snap.Shards, got)
+			if again := PlanPreferredLeaders(snap, tt.max); !slices.Equal(again, tt.next) {
+				t.Fatalf("replanning after applying %+v gives %+v, want %+v", got, again, tt.next)
+			}
+		})
+	}
+}
+
+func TestPlacementApplyPreferredKeepsOrder(t *testing.T) {
+	got := applyPreferred([]ShardStatus{shardOn(16, 1, 2, 3, 4)}, []PreferredChange{{ShardID: 16, Node: 3}})
+	if want := []ids.NodeID{3, 1, 2, 4}; !slices.Equal(got[0].Replicas, want) {
+		t.Fatalf("got %v, want %v", got[0].Replicas, want)
+	}
 }
