@@ -189,7 +189,7 @@ func newMovePlanner(s Snapshot) *movePlanner {
 func uniqueNodes(in []NodeStatus) []NodeStatus {
 	sorted := slices.Clone(in)
 	slices.SortStableFunc(sorted, func(a, b NodeStatus) int { return cmp.Compare(a.ID, b.ID) })
-	out := sorted[:0]
+	out := make([]NodeStatus, 0, len(sorted)) // not sorted[:0]: the loop reads neighbours
 	for i, n := range sorted {
 		if (i > 0 && sorted[i-1].ID == n.ID) || (i+1 < len(sorted) && sorted[i+1].ID == n.ID) {
 			continue

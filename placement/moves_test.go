@@ -255,6 +255,14 @@ var planMovesCases = []struct {
 		},
 	},
 	{
+		name: "shards listed twice or repeating a node are left alone",
+		snap: Snapshot{
+			Nodes:    []NodeStatus{up(1, ""), up(2, ""), gone(3, ""), up(4, "")},
+			Shards:   []ShardStatus{shardOn(16, 1, 2, 3), shardOn(16, 2, 1, 3), shardOn(17, 3, 1, 3)},
+			MaxMoves: 5,
+		},
+	},
+	{
 		name: "nodes missing from the snapshot or listed twice are left alone",
 		snap: Snapshot{
 			Nodes:    []NodeStatus{up(1, ""), up(2, ""), gone(3, ""), up(3, ""), up(4, "")},
