@@ -22,3 +22,8 @@ type ReplicaID uint64
 // Offset is the position of a record in a shard's log: the first record is offset 0,
 // and each record takes the next offset.
 type Offset uint64
+
+// NodeNum is a node's readable number: 1, 2, 3, ... in the order the meta group
+// registered the nodes, never reused. Tables, logs and commands show it; NodeID stays
+// the identity underneath (the meta group's replica ID, the key of every map).
+type NodeNum uint32

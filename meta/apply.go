@@ -32,6 +32,7 @@ func (s *State) ApplyBytes(index uint64, b []byte) Result {
 // the result (see ResultError).
 func (s *State) Apply(index uint64, c Command) Result {
 	s.Index = index
+	s.numberNodes()
 	var err *Error
 	var data []byte
 	switch {
@@ -41,6 +42,18 @@ func (s *State) Apply(index uint64, c Command) Result {
 		data, err = s.createTopic(index, c.CreateTopic)
 	case c.Op == OpDeleteTopic && c.DeleteTopic != nil:
 		data, err = s.deleteTopic(c.DeleteTopic.Name)
+	case c.Op == OpStartMove && c.StartMove != nil:
+		data, err = s.startMove(index, *c.StartMove)
+	case c.Op == OpAdvanceMove && c.AdvanceMove != nil:
+		data, err = s.advanceMove(*c.AdvanceMove)
+	case c.Op == OpSetPreferredLeader && c.SetPreferredLeader != nil:
+		data, err = s.setPreferredLeader(*c.SetPreferredLeader)
+	case c.Op == OpSetNodeDraining && c.SetNodeDraining != nil:
+		data, err = s.setNodeDraining(*c.SetNodeDraining)
+	case c.Op == OpRemoveNode && c.RemoveNode != nil:
+		data, err = s.removeNode(*c.RemoveNode)
+	case c.Op == OpSetMetaVoter && c.SetMetaVoter != nil:
+		data, err = s.setMetaVoter(*c.SetMetaVoter)
 	default:
 		err = errorf(CodeInvalidArgument, "%v", c.check())
 	}
@@ -65,6 +78,9 @@ func (s *State) registerNode(index uint64, rn RegisterNode) ([]byte, *Error) {
 	if rn.MetaVoters < 0 {
 		return nil, errorf(CodeInvalidArgument, "node %d: meta_voters %d is negative", uint64(n.ID), rn.MetaVoters)
 	}
+	if num, ok := s.Removed[n.ID]; ok {
+		return nil, errorf(CodeFailedPrecondition, "node %d (%d) was removed from the cluster and cannot register again; start it with an empty --dir to join as a new node", num, uint64(n.ID))
+	}
 	old, ok := s.Nodes[n.ID]
 	switch {
 	case rn.MetaVoters > 0 && ok:
@@ -73,9 +89,10 @@ func (s *State) registerNode(index uint64, rn RegisterNode) ([]byte, *Error) {
 		n.MetaVoter = s.metaVoters() < rn.MetaVoters
 	}
 	if ok {
-		n.JoinedIndex = old.JoinedIndex
+		n.JoinedIndex, n.Num, n.Draining = old.JoinedIndex, old.Num, old.Draining
 	} else {
-		n.JoinedIndex = index
+		n.JoinedIndex, n.Num, n.Draining = index, s.NextNodeNum, false
+		s.NextNodeNum++
 	}
 	s.Nodes[n.ID] = &n
 	return mustJSON(n), nil
@@ -164,6 +181,9 @@ func (s *State) deleteTopic(name string) ([]byte, *Error) {
 		return nil, errorf(CodeNotFound, "topic %q does not exist", name)
 	}
 	delete(s.Topics, name)
+	for _, sh := range t.ShardList {
+		delete(s.Moves, sh.ShardID)
+	}
 	return mustJSON(t), nil
 }
 

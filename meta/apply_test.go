@@ -55,13 +55,13 @@ func TestMetaApplyRegisterNode(t *testing.T) {
 	if err := ResultError(r); err != nil {
 		t.Fatal(err)
 	}
-	want := Node{ID: 1, ClientAddr: "h:1", RaftAddr: "h:2", GossipAddr: "h:3", Zone: "b", MetaVoter: true, JoinedIndex: 1}
+	want := Node{ID: 1, ClientAddr: "h:1", RaftAddr: "h:2", GossipAddr: "h:3", Zone: "b", MetaVoter: true, JoinedIndex: 1, Num: 1}
 	if got := *s.Nodes[1]; got != want {
 		t.Fatalf("updated node = %+v, want %+v", got, want)
 	}
 	s.Apply(11, register(Node{ID: 7}))
-	if s.Nodes[7].JoinedIndex != 11 || s.Index != 11 {
-		t.Fatalf("new node joined at %d, state index %d", s.Nodes[7].JoinedIndex, s.Index)
+	if s.Nodes[7].JoinedIndex != 11 || s.Index != 11 || s.Nodes[7].Num != 2 {
+		t.Fatalf("new node joined at %d as number %d, state index %d", s.Nodes[7].JoinedIndex, s.Nodes[7].Num, s.Index)
 	}
 	before := stateJSON(t, s)
 	r = s.Apply(12, register(Node{ID: 0}))
@@ -444,7 +444,7 @@ func TestMetaApplyOldRegisterNodeEntry(t *testing.T) {
 			if err := ResultError(s.ApplyBytes(50, []byte(tt.entry))); err != nil {
 				t.Fatal(err)
 			}
-			want := Node{ID: 9, ClientAddr: "h:1", RaftAddr: "h:2", GossipAddr: "h:3", Zone: "a", MetaVoter: tt.wantVoter, JoinedIndex: 50}
+			want := Node{ID: 9, ClientAddr: "h:1", RaftAddr: "h:2", GossipAddr: "h:3", Zone: "a", MetaVoter: tt.wantVoter, JoinedIndex: 50, Num: 4}
 			if *s.Nodes[9] != want {
 				t.Fatalf("node %+v, want %+v", *s.Nodes[9], want)
 			}

@@ -15,6 +15,18 @@ const (
 	OpCreateTopic = "create_topic"
 	// OpDeleteTopic deletes a topic.
 	OpDeleteTopic = "delete_topic"
+	// OpStartMove starts a replica move.
+	OpStartMove = "start_move"
+	// OpAdvanceMove records the next phase of a move.
+	OpAdvanceMove = "advance_move"
+	// OpSetPreferredLeader reorders a shard's replicas.
+	OpSetPreferredLeader = "set_preferred_leader"
+	// OpSetNodeDraining starts or cancels a node's drain.
+	OpSetNodeDraining = "set_node_draining"
+	// OpRemoveNode removes an empty node for good.
+	OpRemoveNode = "remove_node"
+	// OpSetMetaVoter records a node's meta group role.
+	OpSetMetaVoter = "set_meta_voter"
 )
 
 // Command is one entry of the meta group's log. Exactly the payload named by
@@ -28,6 +40,18 @@ type Command struct {
 	CreateTopic *CreateTopic `json:"create_topic,omitempty"`
 	// DeleteTopic names the topic to delete (OpDeleteTopic).
 	DeleteTopic *DeleteTopic `json:"delete_topic,omitempty"`
+	// StartMove is the move to start (OpStartMove).
+	StartMove *StartMove `json:"start_move,omitempty"`
+	// AdvanceMove is the phase a move reached (OpAdvanceMove).
+	AdvanceMove *AdvanceMove `json:"advance_move,omitempty"`
+	// SetPreferredLeader reorders a shard's replicas (OpSetPreferredLeader).
+	SetPreferredLeader *SetPreferredLeader `json:"set_preferred_leader,omitempty"`
+	// SetNodeDraining sets a node's drain flag (OpSetNodeDraining).
+	SetNodeDraining *SetNodeDraining `json:"set_node_draining,omitempty"`
+	// RemoveNode names the node to remove (OpRemoveNode).
+	RemoveNode *RemoveNode `json:"remove_node,omitempty"`
+	// SetMetaVoter records a node's meta role (OpSetMetaVoter).
+	SetMetaVoter *SetMetaVoter `json:"set_meta_voter,omitempty"`
 }
 
 // RegisterNode asks for a node to be inserted or updated. Its JSON is the
@@ -132,21 +156,25 @@ func Decode(b []byte) (Command, error) {
 
 // check reports whether the command carries exactly the payload of its op.
 func (c Command) check() error {
+	payloads := map[string]bool{
+		OpRegisterNode:       c.RegisterNode != nil,
+		OpCreateTopic:        c.CreateTopic != nil,
+		OpDeleteTopic:        c.DeleteTopic != nil,
+		OpStartMove:          c.StartMove != nil,
+		OpAdvanceMove:        c.AdvanceMove != nil,
+		OpSetPreferredLeader: c.SetPreferredLeader != nil,
+		OpSetNodeDraining:    c.SetNodeDraining != nil,
+		OpRemoveNode:         c.RemoveNode != nil,
+		OpSetMetaVoter:       c.SetMetaVoter != nil,
+	}
 	set := 0
-	for _, p := range []bool{c.RegisterNode != nil, c.CreateTopic != nil, c.DeleteTopic != nil} {
+	for _, p := range payloads {
 		if p {
 			set++
 		}
 	}
-	var ok bool
-	switch c.Op {
-	case OpRegisterNode:
-		ok = c.RegisterNode != nil
-	case OpCreateTopic:
-		ok = c.CreateTopic != nil
-	case OpDeleteTopic:
-		ok = c.DeleteTopic != nil
-	default:
+	ok, known := payloads[c.Op]
+	if !known {
 		return fmt.Errorf("%w: unknown op %q", ErrInvalidCommand, c.Op)
 	}
 	if !ok || set != 1 {

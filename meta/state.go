@@ -33,6 +33,12 @@ type Node struct {
 	// JoinedIndex is the Raft index at which the node was first registered;
 	// set by the apply, ignored in commands.
 	JoinedIndex uint64 `json:"joined_index"`
+	// Num is the node's readable number (1, 2, 3, ...), allocated by the apply
+	// that first registers it and never reused; ignored in commands.
+	Num ids.NodeNum `json:"num"`
+	// Draining is set while an operator empties the node (node drain): its
+	// replicas move off and it receives none.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // Replica is one shard replica: its dragonboat ReplicaID and the node hosting it.
@@ -121,6 +127,13 @@ type State struct {
 	NextShardID ids.ShardID `json:"next_shard_id"`
 	// NextReplicaID is the next ReplicaID to allocate.
 	NextReplicaID ids.ReplicaID `json:"next_replica_id"`
+	// NextNodeNum is the next readable node number to allocate.
+	NextNodeNum ids.NodeNum `json:"next_node_num"`
+	// Moves holds the replica moves in progress, at most one per shard.
+	Moves map[ids.ShardID]*Move `json:"moves,omitempty"`
+	// Removed holds the nodes removed for good (node remove) with their
+	// numbers: such a node may not register again.
+	Removed map[ids.NodeID]ids.NodeNum `json:"removed,omitempty"`
 }
 
 // NewState returns the empty state: no nodes or topics, NextShardID at
@@ -131,6 +144,9 @@ func NewState() *State {
 		Topics:        map[string]*Topic{},
 		NextShardID:   FirstDataShardID,
 		NextReplicaID: 1,
+		NextNodeNum:   1,
+		Moves:         map[ids.ShardID]*Move{},
+		Removed:       map[ids.NodeID]ids.NodeNum{},
 	}
 }
 
@@ -145,6 +161,15 @@ func (s *State) Clone() *State {
 	c.Topics = make(map[string]*Topic, len(s.Topics))
 	for name, t := range s.Topics {
 		c.Topics[name] = t.Clone()
+	}
+	c.Moves = make(map[ids.ShardID]*Move, len(s.Moves))
+	for id, m := range s.Moves {
+		mc := *m
+		c.Moves[id] = &mc
+	}
+	c.Removed = maps.Clone(s.Removed)
+	if c.Removed == nil {
+		c.Removed = map[ids.NodeID]ids.NodeNum{}
 	}
 	return &c
 }

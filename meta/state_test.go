@@ -109,7 +109,7 @@ func randomLog(r *rand.Rand, n int) []Command {
 	var log []Command
 	for range n {
 		var c Command
-		switch r.IntN(5) {
+		switch r.IntN(8) {
 		case 0:
 			c = Command{Op: OpRegisterNode, RegisterNode: &RegisterNode{Node: Node{
 				ID: ids.NodeID(r.IntN(6)), Zone: fmt.Sprintf("z%d", r.IntN(3)), MetaVoter: r.IntN(2) == 0,
@@ -127,12 +127,45 @@ func randomLog(r *rand.Rand, n int) []Command {
 			}, cands, Limits{MaxTopics: 6})
 		case 3:
 			c = Command{Op: OpDeleteTopic, DeleteTopic: &DeleteTopic{Name: fmt.Sprintf("t%d", r.IntN(8))}}
+		case 4, 5:
+			c = randomMoveCommand(r)
+		case 6:
+			c = randomNodeCommand(r)
 		default:
 			c = Command{Op: "bogus"}
 		}
 		log = append(log, c)
 	}
 	return log
+}
+
+// randomMoveCommand draws a move command for shards 16..31 and nodes 0..5.
+func randomMoveCommand(r *rand.Rand) Command {
+	shard := ids.ShardID(16 + r.IntN(16))
+	switch r.IntN(3) {
+	case 0:
+		return Command{Op: OpStartMove, StartMove: &StartMove{ShardID: shard,
+			From: ids.NodeID(r.IntN(6)), To: ids.NodeID(r.IntN(6)), Reason: "dead"}}
+	case 1:
+		phases := []MovePhase{PhaseCatchingUp, PhasePromoted, PhaseDone, PhaseAborted, "bogus"}
+		return Command{Op: OpAdvanceMove, AdvanceMove: &AdvanceMove{ShardID: shard,
+			ToReplica: ids.ReplicaID(r.IntN(60)), Phase: phases[r.IntN(len(phases))]}}
+	default:
+		return Command{Op: OpSetPreferredLeader, SetPreferredLeader: &SetPreferredLeader{ShardID: shard, Node: ids.NodeID(r.IntN(6))}}
+	}
+}
+
+// randomNodeCommand draws a drain, removal or meta role change of nodes 0..5.
+func randomNodeCommand(r *rand.Rand) Command {
+	id := ids.NodeID(r.IntN(6))
+	switch r.IntN(10) {
+	case 0, 1, 2, 3:
+		return Command{Op: OpSetNodeDraining, SetNodeDraining: &SetNodeDraining{Node: id, Draining: r.IntN(2) == 0}}
+	case 4:
+		return Command{Op: OpRemoveNode, RemoveNode: &RemoveNode{Node: id}}
+	default:
+		return Command{Op: OpSetMetaVoter, SetMetaVoter: &SetMetaVoter{Node: id, Voter: r.IntN(2) == 0}}
+	}
 }
 
 func TestMetaReplayIsDeterministic(t *testing.T) {
@@ -205,7 +238,7 @@ func FuzzMetaDecode(f *testing.F) {
 
 func TestMetaSnapshotRoundTrip(t *testing.T) {
 	sm := NewStateMachine(nil)(uint64(ShardID), 1).(*StateMachine)
-	for i, c := range randomLog(rand.New(rand.NewPCG(9, 10)), 300) {
+	for i, c := range randomLog(rand.New(rand.NewPCG(3, 4)), 300) {
 		b, err := Encode(c)
 		if err != nil {
 			continue
@@ -227,8 +260,8 @@ func TestMetaSnapshotRoundTrip(t *testing.T) {
 	if stateJSON(t, got.(*State)) != stateJSON(t, want.(*State)) || !reflect.DeepEqual(got, want) {
 		t.Fatalf("recovered state differs:\n%s\n%s", stateJSON(t, got.(*State)), stateJSON(t, want.(*State)))
 	}
-	if len(want.(*State).Topics) == 0 {
-		t.Fatal("log created no topics; test is vacuous")
+	if len(want.(*State).Topics) == 0 || len(want.(*State).Moves) == 0 || len(want.(*State).Removed) == 0 {
+		t.Fatal("log left no topics, moves or removed nodes; test is vacuous")
 	}
 	if err := fresh.RecoverFromSnapshot(strings.NewReader("{not json"), nil, nil); err == nil {
 		t.Fatal("recovered from garbage")

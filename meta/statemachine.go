@@ -95,5 +95,14 @@ func DecodeState(r io.Reader) (*State, error) {
 	if s.Topics == nil {
 		s.Topics = map[string]*Topic{}
 	}
+	if s.Moves == nil {
+		s.Moves = map[ids.ShardID]*Move{}
+	}
+	if s.Removed == nil {
+		s.Removed = map[ids.NodeID]ids.NodeNum{}
+	}
+	if s.NextNodeNum == 0 {
+		s.NextNodeNum = 1
+	}
 	return s, nil
 }
