@@ -117,11 +117,13 @@ func (x *TopicSpec) GetRetentionBytes() int64 {
 }
 
 type ReplicaInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ReplicaId     uint64                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
-	NodeId        uint64                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	ClientAddr    string                 `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
-	Leader        bool                   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId  uint64                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	NodeId     uint64                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ClientAddr string                 `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	Leader     bool                   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// node_num is the node's readable number (1, 2, 3, ...), as tables show it.
+	NodeNum       uint32 `protobuf:"varint,5,opt,name=node_num,json=nodeNum,proto3" json:"node_num,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -184,6 +186,125 @@ func (x *ReplicaInfo) GetLeader() bool {
 	return false
 }
 
+func (x *ReplicaInfo) GetNodeNum() uint32 {
+	if x != nil {
+		return x.NodeNum
+	}
+	return 0
+}
+
+// MoveInfo is a replica move in progress: the replica from_replica_id on node
+// from_node is being replaced by to_replica_id on to_node.
+type MoveInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShardId       uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Topic         string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	ShardIndex    uint32                 `protobuf:"varint,3,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
+	FromReplicaId uint64                 `protobuf:"varint,4,opt,name=from_replica_id,json=fromReplicaId,proto3" json:"from_replica_id,omitempty"`
+	FromNode      uint32                 `protobuf:"varint,5,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
+	ToReplicaId   uint64                 `protobuf:"varint,6,opt,name=to_replica_id,json=toReplicaId,proto3" json:"to_replica_id,omitempty"`
+	ToNode        uint32                 `protobuf:"varint,7,opt,name=to_node,json=toNode,proto3" json:"to_node,omitempty"`
+	// phase: adding, catching_up or promoted.
+	Phase string `protobuf:"bytes,8,opt,name=phase,proto3" json:"phase,omitempty"`
+	// reason: dead, drain or balance.
+	Reason        string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveInfo) Reset() {
+	*x = MoveInfo{}
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveInfo) ProtoMessage() {}
+
+func (x *MoveInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveInfo.ProtoReflect.Descriptor instead.
+func (*MoveInfo) Descriptor() ([]byte, []int) {
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MoveInfo) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *MoveInfo) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *MoveInfo) GetShardIndex() uint32 {
+	if x != nil {
+		return x.ShardIndex
+	}
+	return 0
+}
+
+func (x *MoveInfo) GetFromReplicaId() uint64 {
+	if x != nil {
+		return x.FromReplicaId
+	}
+	return 0
+}
+
+func (x *MoveInfo) GetFromNode() uint32 {
+	if x != nil {
+		return x.FromNode
+	}
+	return 0
+}
+
+func (x *MoveInfo) GetToReplicaId() uint64 {
+	if x != nil {
+		return x.ToReplicaId
+	}
+	return 0
+}
+
+func (x *MoveInfo) GetToNode() uint32 {
+	if x != nil {
+		return x.ToNode
+	}
+	return 0
+}
+
+func (x *MoveInfo) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *MoveInfo) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type ShardInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// index is the shard's number within its topic, 0..shards-1.
@@ -197,14 +318,19 @@ type ShardInfo struct {
 	FirstOffset uint64 `protobuf:"varint,5,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
 	NextOffset  uint64 `protobuf:"varint,6,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
 	// status_error says why the offsets could not be read (no leader, node down).
-	StatusError   string `protobuf:"bytes,7,opt,name=status_error,json=statusError,proto3" json:"status_error,omitempty"`
+	StatusError string `protobuf:"bytes,7,opt,name=status_error,json=statusError,proto3" json:"status_error,omitempty"`
+	// under_replicated: fewer of the shard's replicas are on ALIVE nodes than its
+	// replication factor.
+	UnderReplicated bool `protobuf:"varint,8,opt,name=under_replicated,json=underReplicated,proto3" json:"under_replicated,omitempty"`
+	// move is the move of one of the shard's replicas in progress, if any.
+	Move          *MoveInfo `protobuf:"bytes,9,opt,name=move,proto3" json:"move,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ShardInfo) Reset() {
 	*x = ShardInfo{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[2]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -216,7 +342,7 @@ func (x *ShardInfo) String() string {
 func (*ShardInfo) ProtoMessage() {}
 
 func (x *ShardInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[2]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -229,7 +355,7 @@ func (x *ShardInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardInfo.ProtoReflect.Descriptor instead.
 func (*ShardInfo) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{2}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ShardInfo) GetIndex() uint32 {
@@ -281,6 +407,20 @@ func (x *ShardInfo) GetStatusError() string {
 	return ""
 }
 
+func (x *ShardInfo) GetUnderReplicated() bool {
+	if x != nil {
+		return x.UnderReplicated
+	}
+	return false
+}
+
+func (x *ShardInfo) GetMove() *MoveInfo {
+	if x != nil {
+		return x.Move
+	}
+	return nil
+}
+
 type TopicInfo struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Spec   *TopicSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -293,7 +433,7 @@ type TopicInfo struct {
 
 func (x *TopicInfo) Reset() {
 	*x = TopicInfo{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[3]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +445,7 @@ func (x *TopicInfo) String() string {
 func (*TopicInfo) ProtoMessage() {}
 
 func (x *TopicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[3]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +458,7 @@ func (x *TopicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicInfo.ProtoReflect.Descriptor instead.
 func (*TopicInfo) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{3}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TopicInfo) GetSpec() *TopicSpec {
@@ -351,7 +491,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[4]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +503,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[4]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +516,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{4}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateTopicRequest) GetSpec() *TopicSpec {
@@ -395,7 +535,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[5]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +547,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[5]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +560,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{5}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateTopicResponse) GetTopic() *TopicInfo {
@@ -439,7 +579,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[6]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +591,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[6]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +604,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{6}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -482,7 +622,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[7]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +634,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[7]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +647,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{7}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{8}
 }
 
 type ListTopicsRequest struct {
@@ -518,7 +658,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[8]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +670,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[8]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +683,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{8}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{9}
 }
 
 type ListTopicsResponse struct {
@@ -555,7 +695,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[9]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +707,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[9]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,7 +720,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{9}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -601,7 +741,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[10]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +753,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[10]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +766,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{10}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -652,7 +792,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[11]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +804,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[11]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +817,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{11}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *TopicInfo {
@@ -707,13 +847,17 @@ type NodeInfo struct {
 	// (0 while it is not full).
 	DiskFreeBytes    uint64 `protobuf:"varint,11,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
 	MinFreeDiskBytes uint64 `protobuf:"varint,12,opt,name=min_free_disk_bytes,json=minFreeDiskBytes,proto3" json:"min_free_disk_bytes,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// num is the node's readable number (1, 2, 3, ...), never reused.
+	Num uint32 `protobuf:"varint,13,opt,name=num,proto3" json:"num,omitempty"`
+	// draining: an operator asked for the node to be emptied (DrainNode).
+	Draining      bool `protobuf:"varint,14,opt,name=draining,proto3" json:"draining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[12]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +869,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[12]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +882,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{12}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeInfo) GetNodeId() uint64 {
@@ -825,6 +969,20 @@ func (x *NodeInfo) GetMinFreeDiskBytes() uint64 {
 	return 0
 }
 
+func (x *NodeInfo) GetNum() uint32 {
+	if x != nil {
+		return x.Num
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
 type DescribeClusterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -833,7 +991,7 @@ type DescribeClusterRequest struct {
 
 func (x *DescribeClusterRequest) Reset() {
 	*x = DescribeClusterRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[13]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1003,7 @@ func (x *DescribeClusterRequest) String() string {
 func (*DescribeClusterRequest) ProtoMessage() {}
 
 func (x *DescribeClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[13]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1016,7 @@ func (x *DescribeClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClusterRequest.ProtoReflect.Descriptor instead.
 func (*DescribeClusterRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{13}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{14}
 }
 
 type DescribeClusterResponse struct {
@@ -869,13 +1027,17 @@ type DescribeClusterResponse struct {
 	// meta_index is the last meta Raft index applied on the answering node.
 	MetaIndex        uint64 `protobuf:"varint,4,opt,name=meta_index,json=metaIndex,proto3" json:"meta_index,omitempty"`
 	MetaLeaderNodeId uint64 `protobuf:"varint,5,opt,name=meta_leader_node_id,json=metaLeaderNodeId,proto3" json:"meta_leader_node_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// moves lists the replica moves in progress.
+	Moves         []*MoveInfo `protobuf:"bytes,6,rep,name=moves,proto3" json:"moves,omitempty"`
+	ThisNodeNum   uint32      `protobuf:"varint,7,opt,name=this_node_num,json=thisNodeNum,proto3" json:"this_node_num,omitempty"`
+	MetaLeaderNum uint32      `protobuf:"varint,8,opt,name=meta_leader_num,json=metaLeaderNum,proto3" json:"meta_leader_num,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeClusterResponse) Reset() {
 	*x = DescribeClusterResponse{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[14]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1049,7 @@ func (x *DescribeClusterResponse) String() string {
 func (*DescribeClusterResponse) ProtoMessage() {}
 
 func (x *DescribeClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[14]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1062,7 @@ func (x *DescribeClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClusterResponse.ProtoReflect.Descriptor instead.
 func (*DescribeClusterResponse) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{14}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DescribeClusterResponse) GetThisNodeId() uint64 {
@@ -938,6 +1100,216 @@ func (x *DescribeClusterResponse) GetMetaLeaderNodeId() uint64 {
 	return 0
 }
 
+func (x *DescribeClusterResponse) GetMoves() []*MoveInfo {
+	if x != nil {
+		return x.Moves
+	}
+	return nil
+}
+
+func (x *DescribeClusterResponse) GetThisNodeNum() uint32 {
+	if x != nil {
+		return x.ThisNodeNum
+	}
+	return 0
+}
+
+func (x *DescribeClusterResponse) GetMetaLeaderNum() uint32 {
+	if x != nil {
+		return x.MetaLeaderNum
+	}
+	return 0
+}
+
+// DrainNodeRequest names a node by its readable number.
+type DrainNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  uint32                 `protobuf:"varint,1,opt,name=node,proto3" json:"node,omitempty"`
+	// cancel stops a drain: the node receives replicas again.
+	Cancel        bool `protobuf:"varint,2,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNodeRequest) Reset() {
+	*x = DrainNodeRequest{}
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNodeRequest) ProtoMessage() {}
+
+func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNodeRequest.ProtoReflect.Descriptor instead.
+func (*DrainNodeRequest) Descriptor() ([]byte, []int) {
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DrainNodeRequest) GetNode() uint32 {
+	if x != nil {
+		return x.Node
+	}
+	return 0
+}
+
+func (x *DrainNodeRequest) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+type DrainNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *NodeInfo              `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNodeResponse) Reset() {
+	*x = DrainNodeResponse{}
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNodeResponse) ProtoMessage() {}
+
+func (x *DrainNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNodeResponse.ProtoReflect.Descriptor instead.
+func (*DrainNodeResponse) Descriptor() ([]byte, []int) {
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DrainNodeResponse) GetNode() *NodeInfo {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+// RemoveNodeRequest names a node by its readable number. Only a node that holds
+// no replica (drained, or dead and re-replicated) can be removed; it leaves the
+// cluster for good and its number is never handed out again.
+type RemoveNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          uint32                 `protobuf:"varint,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RemoveNodeRequest) GetNode() uint32 {
+	if x != nil {
+		return x.Node
+	}
+	return 0
+}
+
+type RemoveNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *NodeInfo              `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RemoveNodeResponse) GetNode() *NodeInfo {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
 // ProduceRequest appends one encoded batch (see segment/batch.go) to one shard.
 type ProduceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -956,7 +1328,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[15]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1340,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[15]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1353,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{15}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProduceRequest) GetTopic() string {
@@ -1039,7 +1411,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[16]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1423,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[16]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1436,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{16}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProduceResponse) GetBaseOffset() uint64 {
@@ -1099,7 +1471,7 @@ type StoredBatch struct {
 
 func (x *StoredBatch) Reset() {
 	*x = StoredBatch{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[17]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1483,7 @@ func (x *StoredBatch) String() string {
 func (*StoredBatch) ProtoMessage() {}
 
 func (x *StoredBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[17]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1496,7 @@ func (x *StoredBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredBatch.ProtoReflect.Descriptor instead.
 func (*StoredBatch) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{17}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StoredBatch) GetBaseOffset() uint64 {
@@ -1160,7 +1532,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[18]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1544,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[18]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1557,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{18}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchRequest) GetTopic() string {
@@ -1249,7 +1621,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[19]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1633,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[19]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1646,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{19}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FetchResponse) GetBatches() []*StoredBatch {
@@ -1310,7 +1682,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[20]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1694,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[20]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1707,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{20}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SubscribeRequest) GetTopic() string {
@@ -1380,7 +1752,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[21]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1764,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[21]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1777,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{21}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JoinRequest) GetNodeId() uint64 {
@@ -1462,7 +1834,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[22]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1846,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[22]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1859,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{22}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JoinResponse) GetMetaVoter() bool {
@@ -1520,7 +1892,7 @@ type ShardStatusRequest struct {
 
 func (x *ShardStatusRequest) Reset() {
 	*x = ShardStatusRequest{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[23]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1904,7 @@ func (x *ShardStatusRequest) String() string {
 func (*ShardStatusRequest) ProtoMessage() {}
 
 func (x *ShardStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[23]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1917,7 @@ func (x *ShardStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatusRequest.ProtoReflect.Descriptor instead.
 func (*ShardStatusRequest) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{23}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ShardStatusRequest) GetShardIds() []uint64 {
@@ -1569,7 +1941,7 @@ type ShardStatus struct {
 
 func (x *ShardStatus) Reset() {
 	*x = ShardStatus{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[24]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1953,7 @@ func (x *ShardStatus) String() string {
 func (*ShardStatus) ProtoMessage() {}
 
 func (x *ShardStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[24]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1966,7 @@ func (x *ShardStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
 func (*ShardStatus) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{24}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ShardStatus) GetShardId() uint64 {
@@ -1649,7 +2021,7 @@ type ShardStatusResponse struct {
 
 func (x *ShardStatusResponse) Reset() {
 	*x = ShardStatusResponse{}
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[25]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +2033,7 @@ func (x *ShardStatusResponse) String() string {
 func (*ShardStatusResponse) ProtoMessage() {}
 
 func (x *ShardStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shardlog_v1_shardlog_proto_msgTypes[25]
+	mi := &file_shardlog_v1_shardlog_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +2046,7 @@ func (x *ShardStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatusResponse.ProtoReflect.Descriptor instead.
 func (*ShardStatusResponse) Descriptor() ([]byte, []int) {
-	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{25}
+	return file_shardlog_v1_shardlog_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ShardStatusResponse) GetNodeId() uint64 {
@@ -1702,14 +2074,26 @@ const file_shardlog_v1_shardlog_proto_rawDesc = "" +
 	"\x12replication_factor\x18\x03 \x01(\rR\x11replicationFactor\x12!\n" +
 	"\fretention_ms\x18\x04 \x01(\x03R\vretentionMs\x12 \n" +
 	"\vcompression\x18\x05 \x01(\tR\vcompression\x12'\n" +
-	"\x0fretention_bytes\x18\x06 \x01(\x03R\x0eretentionBytes\"~\n" +
+	"\x0fretention_bytes\x18\x06 \x01(\x03R\x0eretentionBytes\"\x99\x01\n" +
 	"\vReplicaInfo\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\x04R\treplicaId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vclient_addr\x18\x03 \x01(\tR\n" +
 	"clientAddr\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\bR\x06leader\"\xff\x01\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x19\n" +
+	"\bnode_num\x18\x05 \x01(\rR\anodeNum\"\x8c\x02\n" +
+	"\bMoveInfo\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1f\n" +
+	"\vshard_index\x18\x03 \x01(\rR\n" +
+	"shardIndex\x12&\n" +
+	"\x0ffrom_replica_id\x18\x04 \x01(\x04R\rfromReplicaId\x12\x1b\n" +
+	"\tfrom_node\x18\x05 \x01(\rR\bfromNode\x12\"\n" +
+	"\rto_replica_id\x18\x06 \x01(\x04R\vtoReplicaId\x12\x17\n" +
+	"\ato_node\x18\a \x01(\rR\x06toNode\x12\x14\n" +
+	"\x05phase\x18\b \x01(\tR\x05phase\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\"\xd5\x02\n" +
 	"\tShardInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x19\n" +
 	"\bshard_id\x18\x02 \x01(\x04R\ashardId\x124\n" +
@@ -1718,7 +2102,9 @@ const file_shardlog_v1_shardlog_proto_rawDesc = "" +
 	"\ffirst_offset\x18\x05 \x01(\x04R\vfirstOffset\x12\x1f\n" +
 	"\vnext_offset\x18\x06 \x01(\x04R\n" +
 	"nextOffset\x12!\n" +
-	"\fstatus_error\x18\a \x01(\tR\vstatusError\"\x8c\x01\n" +
+	"\fstatus_error\x18\a \x01(\tR\vstatusError\x12)\n" +
+	"\x10under_replicated\x18\b \x01(\bR\x0funderReplicated\x12)\n" +
+	"\x04move\x18\t \x01(\v2\x15.shardlog.v1.MoveInfoR\x04move\"\x8c\x01\n" +
 	"\tTopicInfo\x12*\n" +
 	"\x04spec\x18\x01 \x01(\v2\x16.shardlog.v1.TopicSpecR\x04spec\x12.\n" +
 	"\x06shards\x18\x02 \x03(\v2\x16.shardlog.v1.ShardInfoR\x06shards\x12#\n" +
@@ -1737,7 +2123,7 @@ const file_shardlog_v1_shardlog_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aoffsets\x18\x02 \x01(\bR\aoffsets\"E\n" +
 	"\x15DescribeTopicResponse\x12,\n" +
-	"\x05topic\x18\x01 \x01(\v2\x16.shardlog.v1.TopicInfoR\x05topic\"\xf5\x02\n" +
+	"\x05topic\x18\x01 \x01(\v2\x16.shardlog.v1.TopicInfoR\x05topic\"\xa3\x03\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1f\n" +
 	"\vclient_addr\x18\x02 \x01(\tR\n" +
@@ -1754,8 +2140,10 @@ const file_shardlog_v1_shardlog_proto_rawDesc = "" +
 	"\tdisk_full\x18\n" +
 	" \x01(\bR\bdiskFull\x12&\n" +
 	"\x0fdisk_free_bytes\x18\v \x01(\x04R\rdiskFreeBytes\x12-\n" +
-	"\x13min_free_disk_bytes\x18\f \x01(\x04R\x10minFreeDiskBytes\"\x18\n" +
-	"\x16DescribeClusterRequest\"\xe6\x01\n" +
+	"\x13min_free_disk_bytes\x18\f \x01(\x04R\x10minFreeDiskBytes\x12\x10\n" +
+	"\x03num\x18\r \x01(\rR\x03num\x12\x1a\n" +
+	"\bdraining\x18\x0e \x01(\bR\bdraining\"\x18\n" +
+	"\x16DescribeClusterRequest\"\xdf\x02\n" +
 	"\x17DescribeClusterResponse\x12 \n" +
 	"\fthis_node_id\x18\x01 \x01(\x04R\n" +
 	"thisNodeId\x12+\n" +
@@ -1763,7 +2151,19 @@ const file_shardlog_v1_shardlog_proto_rawDesc = "" +
 	"\x06topics\x18\x03 \x03(\v2\x16.shardlog.v1.TopicInfoR\x06topics\x12\x1d\n" +
 	"\n" +
 	"meta_index\x18\x04 \x01(\x04R\tmetaIndex\x12-\n" +
-	"\x13meta_leader_node_id\x18\x05 \x01(\x04R\x10metaLeaderNodeId\"\xa3\x01\n" +
+	"\x13meta_leader_node_id\x18\x05 \x01(\x04R\x10metaLeaderNodeId\x12+\n" +
+	"\x05moves\x18\x06 \x03(\v2\x15.shardlog.v1.MoveInfoR\x05moves\x12\"\n" +
+	"\rthis_node_num\x18\a \x01(\rR\vthisNodeNum\x12&\n" +
+	"\x0fmeta_leader_num\x18\b \x01(\rR\rmetaLeaderNum\">\n" +
+	"\x10DrainNodeRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\rR\x04node\x12\x16\n" +
+	"\x06cancel\x18\x02 \x01(\bR\x06cancel\">\n" +
+	"\x11DrainNodeResponse\x12)\n" +
+	"\x04node\x18\x01 \x01(\v2\x15.shardlog.v1.NodeInfoR\x04node\"'\n" +
+	"\x11RemoveNodeRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\rR\x04node\"?\n" +
+	"\x12RemoveNodeResponse\x12)\n" +
+	"\x04node\x18\x01 \x01(\v2\x15.shardlog.v1.NodeInfoR\x04node\"\xa3\x01\n" +
 	"\x0eProduceRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x1f\n" +
@@ -1825,14 +2225,17 @@ const file_shardlog_v1_shardlog_proto_rawDesc = "" +
 	"\x06hosted\x18\x06 \x01(\bR\x06hosted\"`\n" +
 	"\x13ShardStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x120\n" +
-	"\x06shards\x18\x02 \x03(\v2\x18.shardlog.v1.ShardStatusR\x06shards2\xb0\x03\n" +
+	"\x06shards\x18\x02 \x03(\v2\x18.shardlog.v1.ShardStatusR\x06shards2\xcb\x04\n" +
 	"\x05Admin\x12P\n" +
 	"\vCreateTopic\x12\x1f.shardlog.v1.CreateTopicRequest\x1a .shardlog.v1.CreateTopicResponse\x12P\n" +
 	"\vDeleteTopic\x12\x1f.shardlog.v1.DeleteTopicRequest\x1a .shardlog.v1.DeleteTopicResponse\x12M\n" +
 	"\n" +
 	"ListTopics\x12\x1e.shardlog.v1.ListTopicsRequest\x1a\x1f.shardlog.v1.ListTopicsResponse\x12V\n" +
 	"\rDescribeTopic\x12!.shardlog.v1.DescribeTopicRequest\x1a\".shardlog.v1.DescribeTopicResponse\x12\\\n" +
-	"\x0fDescribeCluster\x12#.shardlog.v1.DescribeClusterRequest\x1a$.shardlog.v1.DescribeClusterResponse2\xd5\x01\n" +
+	"\x0fDescribeCluster\x12#.shardlog.v1.DescribeClusterRequest\x1a$.shardlog.v1.DescribeClusterResponse\x12J\n" +
+	"\tDrainNode\x12\x1d.shardlog.v1.DrainNodeRequest\x1a\x1e.shardlog.v1.DrainNodeResponse\x12M\n" +
+	"\n" +
+	"RemoveNode\x12\x1e.shardlog.v1.RemoveNodeRequest\x1a\x1f.shardlog.v1.RemoveNodeResponse2\xd5\x01\n" +
 	"\x03Log\x12D\n" +
 	"\aProduce\x12\x1b.shardlog.v1.ProduceRequest\x1a\x1c.shardlog.v1.ProduceResponse\x12>\n" +
 	"\x05Fetch\x12\x19.shardlog.v1.FetchRequest\x1a\x1a.shardlog.v1.FetchResponse\x12H\n" +
@@ -1853,72 +2256,85 @@ func file_shardlog_v1_shardlog_proto_rawDescGZIP() []byte {
 	return file_shardlog_v1_shardlog_proto_rawDescData
 }
 
-var file_shardlog_v1_shardlog_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_shardlog_v1_shardlog_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_shardlog_v1_shardlog_proto_goTypes = []any{
 	(*TopicSpec)(nil),               // 0: shardlog.v1.TopicSpec
 	(*ReplicaInfo)(nil),             // 1: shardlog.v1.ReplicaInfo
-	(*ShardInfo)(nil),               // 2: shardlog.v1.ShardInfo
-	(*TopicInfo)(nil),               // 3: shardlog.v1.TopicInfo
-	(*CreateTopicRequest)(nil),      // 4: shardlog.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),     // 5: shardlog.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),      // 6: shardlog.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),     // 7: shardlog.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),       // 8: shardlog.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),      // 9: shardlog.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),    // 10: shardlog.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),   // 11: shardlog.v1.DescribeTopicResponse
-	(*NodeInfo)(nil),                // 12: shardlog.v1.NodeInfo
-	(*DescribeClusterRequest)(nil),  // 13: shardlog.v1.DescribeClusterRequest
-	(*DescribeClusterResponse)(nil), // 14: shardlog.v1.DescribeClusterResponse
-	(*ProduceRequest)(nil),          // 15: shardlog.v1.ProduceRequest
-	(*ProduceResponse)(nil),         // 16: shardlog.v1.ProduceResponse
-	(*StoredBatch)(nil),             // 17: shardlog.v1.StoredBatch
-	(*FetchRequest)(nil),            // 18: shardlog.v1.FetchRequest
-	(*FetchResponse)(nil),           // 19: shardlog.v1.FetchResponse
-	(*SubscribeRequest)(nil),        // 20: shardlog.v1.SubscribeRequest
-	(*JoinRequest)(nil),             // 21: shardlog.v1.JoinRequest
-	(*JoinResponse)(nil),            // 22: shardlog.v1.JoinResponse
-	(*ShardStatusRequest)(nil),      // 23: shardlog.v1.ShardStatusRequest
-	(*ShardStatus)(nil),             // 24: shardlog.v1.ShardStatus
-	(*ShardStatusResponse)(nil),     // 25: shardlog.v1.ShardStatusResponse
+	(*MoveInfo)(nil),                // 2: shardlog.v1.MoveInfo
+	(*ShardInfo)(nil),               // 3: shardlog.v1.ShardInfo
+	(*TopicInfo)(nil),               // 4: shardlog.v1.TopicInfo
+	(*CreateTopicRequest)(nil),      // 5: shardlog.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),     // 6: shardlog.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),      // 7: shardlog.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),     // 8: shardlog.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),       // 9: shardlog.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),      // 10: shardlog.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),    // 11: shardlog.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),   // 12: shardlog.v1.DescribeTopicResponse
+	(*NodeInfo)(nil),                // 13: shardlog.v1.NodeInfo
+	(*DescribeClusterRequest)(nil),  // 14: shardlog.v1.DescribeClusterRequest
+	(*DescribeClusterResponse)(nil), // 15: shardlog.v1.DescribeClusterResponse
+	(*DrainNodeRequest)(nil),        // 16: shardlog.v1.DrainNodeRequest
+	(*DrainNodeResponse)(nil),       // 17: shardlog.v1.DrainNodeResponse
+	(*RemoveNodeRequest)(nil),       // 18: shardlog.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),      // 19: shardlog.v1.RemoveNodeResponse
+	(*ProduceRequest)(nil),          // 20: shardlog.v1.ProduceRequest
+	(*ProduceResponse)(nil),         // 21: shardlog.v1.ProduceResponse
+	(*StoredBatch)(nil),             // 22: shardlog.v1.StoredBatch
+	(*FetchRequest)(nil),            // 23: shardlog.v1.FetchRequest
+	(*FetchResponse)(nil),           // 24: shardlog.v1.FetchResponse
+	(*SubscribeRequest)(nil),        // 25: shardlog.v1.SubscribeRequest
+	(*JoinRequest)(nil),             // 26: shardlog.v1.JoinRequest
+	(*JoinResponse)(nil),            // 27: shardlog.v1.JoinResponse
+	(*ShardStatusRequest)(nil),      // 28: shardlog.v1.ShardStatusRequest
+	(*ShardStatus)(nil),             // 29: shardlog.v1.ShardStatus
+	(*ShardStatusResponse)(nil),     // 30: shardlog.v1.ShardStatusResponse
 }
 var file_shardlog_v1_shardlog_proto_depIdxs = []int32{
 	1,  // 0: shardlog.v1.ShardInfo.replicas:type_name -> shardlog.v1.ReplicaInfo
-	0,  // 1: shardlog.v1.TopicInfo.spec:type_name -> shardlog.v1.TopicSpec
-	2,  // 2: shardlog.v1.TopicInfo.shards:type_name -> shardlog.v1.ShardInfo
-	0,  // 3: shardlog.v1.CreateTopicRequest.spec:type_name -> shardlog.v1.TopicSpec
-	3,  // 4: shardlog.v1.CreateTopicResponse.topic:type_name -> shardlog.v1.TopicInfo
-	3,  // 5: shardlog.v1.ListTopicsResponse.topics:type_name -> shardlog.v1.TopicInfo
-	3,  // 6: shardlog.v1.DescribeTopicResponse.topic:type_name -> shardlog.v1.TopicInfo
-	12, // 7: shardlog.v1.DescribeClusterResponse.nodes:type_name -> shardlog.v1.NodeInfo
-	3,  // 8: shardlog.v1.DescribeClusterResponse.topics:type_name -> shardlog.v1.TopicInfo
-	17, // 9: shardlog.v1.FetchResponse.batches:type_name -> shardlog.v1.StoredBatch
-	24, // 10: shardlog.v1.ShardStatusResponse.shards:type_name -> shardlog.v1.ShardStatus
-	4,  // 11: shardlog.v1.Admin.CreateTopic:input_type -> shardlog.v1.CreateTopicRequest
-	6,  // 12: shardlog.v1.Admin.DeleteTopic:input_type -> shardlog.v1.DeleteTopicRequest
-	8,  // 13: shardlog.v1.Admin.ListTopics:input_type -> shardlog.v1.ListTopicsRequest
-	10, // 14: shardlog.v1.Admin.DescribeTopic:input_type -> shardlog.v1.DescribeTopicRequest
-	13, // 15: shardlog.v1.Admin.DescribeCluster:input_type -> shardlog.v1.DescribeClusterRequest
-	15, // 16: shardlog.v1.Log.Produce:input_type -> shardlog.v1.ProduceRequest
-	18, // 17: shardlog.v1.Log.Fetch:input_type -> shardlog.v1.FetchRequest
-	20, // 18: shardlog.v1.Log.Subscribe:input_type -> shardlog.v1.SubscribeRequest
-	21, // 19: shardlog.v1.Cluster.Join:input_type -> shardlog.v1.JoinRequest
-	23, // 20: shardlog.v1.Cluster.ShardStatus:input_type -> shardlog.v1.ShardStatusRequest
-	5,  // 21: shardlog.v1.Admin.CreateTopic:output_type -> shardlog.v1.CreateTopicResponse
-	7,  // 22: shardlog.v1.Admin.DeleteTopic:output_type -> shardlog.v1.DeleteTopicResponse
-	9,  // 23: shardlog.v1.Admin.ListTopics:output_type -> shardlog.v1.ListTopicsResponse
-	11, // 24: shardlog.v1.Admin.DescribeTopic:output_type -> shardlog.v1.DescribeTopicResponse
-	14, // 25: shardlog.v1.Admin.DescribeCluster:output_type -> shardlog.v1.DescribeClusterResponse
-	16, // 26: shardlog.v1.Log.Produce:output_type -> shardlog.v1.ProduceResponse
-	19, // 27: shardlog.v1.Log.Fetch:output_type -> shardlog.v1.FetchResponse
-	19, // 28: shardlog.v1.Log.Subscribe:output_type -> shardlog.v1.FetchResponse
-	22, // 29: shardlog.v1.Cluster.Join:output_type -> shardlog.v1.JoinResponse
-	25, // 30: shardlog.v1.Cluster.ShardStatus:output_type -> shardlog.v1.ShardStatusResponse
-	21, // [21:31] is the sub-list for method output_type
-	11, // [11:21] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	2,  // 1: shardlog.v1.ShardInfo.move:type_name -> shardlog.v1.MoveInfo
+	0,  // 2: shardlog.v1.TopicInfo.spec:type_name -> shardlog.v1.TopicSpec
+	3,  // 3: shardlog.v1.TopicInfo.shards:type_name -> shardlog.v1.ShardInfo
+	0,  // 4: shardlog.v1.CreateTopicRequest.spec:type_name -> shardlog.v1.TopicSpec
+	4,  // 5: shardlog.v1.CreateTopicResponse.topic:type_name -> shardlog.v1.TopicInfo
+	4,  // 6: shardlog.v1.ListTopicsResponse.topics:type_name -> shardlog.v1.TopicInfo
+	4,  // 7: shardlog.v1.DescribeTopicResponse.topic:type_name -> shardlog.v1.TopicInfo
+	13, // 8: shardlog.v1.DescribeClusterResponse.nodes:type_name -> shardlog.v1.NodeInfo
+	4,  // 9: shardlog.v1.DescribeClusterResponse.topics:type_name -> shardlog.v1.TopicInfo
+	2,  // 10: shardlog.v1.DescribeClusterResponse.moves:type_name -> shardlog.v1.MoveInfo
+	13, // 11: shardlog.v1.DrainNodeResponse.node:type_name -> shardlog.v1.NodeInfo
+	13, // 12: shardlog.v1.RemoveNodeResponse.node:type_name -> shardlog.v1.NodeInfo
+	22, // 13: shardlog.v1.FetchResponse.batches:type_name -> shardlog.v1.StoredBatch
+	29, // 14: shardlog.v1.ShardStatusResponse.shards:type_name -> shardlog.v1.ShardStatus
+	5,  // 15: shardlog.v1.Admin.CreateTopic:input_type -> shardlog.v1.CreateTopicRequest
+	7,  // 16: shardlog.v1.Admin.DeleteTopic:input_type -> shardlog.v1.DeleteTopicRequest
+	9,  // 17: shardlog.v1.Admin.ListTopics:input_type -> shardlog.v1.ListTopicsRequest
+	11, // 18: shardlog.v1.Admin.DescribeTopic:input_type -> shardlog.v1.DescribeTopicRequest
+	14, // 19: shardlog.v1.Admin.DescribeCluster:input_type -> shardlog.v1.DescribeClusterRequest
+	16, // 20: shardlog.v1.Admin.DrainNode:input_type -> shardlog.v1.DrainNodeRequest
+	18, // 21: shardlog.v1.Admin.RemoveNode:input_type -> shardlog.v1.RemoveNodeRequest
+	20, // 22: shardlog.v1.Log.Produce:input_type -> shardlog.v1.ProduceRequest
+	23, // 23: shardlog.v1.Log.Fetch:input_type -> shardlog.v1.FetchRequest
+	25, // 24: shardlog.v1.Log.Subscribe:input_type -> shardlog.v1.SubscribeRequest
+	26, // 25: shardlog.v1.Cluster.Join:input_type -> shardlog.v1.JoinRequest
+	28, // 26: shardlog.v1.Cluster.ShardStatus:input_type -> shardlog.v1.ShardStatusRequest
+	6,  // 27: shardlog.v1.Admin.CreateTopic:output_type -> shardlog.v1.CreateTopicResponse
+	8,  // 28: shardlog.v1.Admin.DeleteTopic:output_type -> shardlog.v1.DeleteTopicResponse
+	10, // 29: shardlog.v1.Admin.ListTopics:output_type -> shardlog.v1.ListTopicsResponse
+	12, // 30: shardlog.v1.Admin.DescribeTopic:output_type -> shardlog.v1.DescribeTopicResponse
+	15, // 31: shardlog.v1.Admin.DescribeCluster:output_type -> shardlog.v1.DescribeClusterResponse
+	17, // 32: shardlog.v1.Admin.DrainNode:output_type -> shardlog.v1.DrainNodeResponse
+	19, // 33: shardlog.v1.Admin.RemoveNode:output_type -> shardlog.v1.RemoveNodeResponse
+	21, // 34: shardlog.v1.Log.Produce:output_type -> shardlog.v1.ProduceResponse
+	24, // 35: shardlog.v1.Log.Fetch:output_type -> shardlog.v1.FetchResponse
+	24, // 36: shardlog.v1.Log.Subscribe:output_type -> shardlog.v1.FetchResponse
+	27, // 37: shardlog.v1.Cluster.Join:output_type -> shardlog.v1.JoinResponse
+	30, // 38: shardlog.v1.Cluster.ShardStatus:output_type -> shardlog.v1.ShardStatusResponse
+	27, // [27:39] is the sub-list for method output_type
+	15, // [15:27] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_shardlog_v1_shardlog_proto_init() }
@@ -1932,7 +2348,7 @@ func file_shardlog_v1_shardlog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shardlog_v1_shardlog_proto_rawDesc), len(file_shardlog_v1_shardlog_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
