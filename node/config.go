@@ -122,6 +122,21 @@ type Config struct {
 	// flushes and compactions. Default 1 GiB (medium LogDB: 64 MB memtables and
 	// ~70 MB preallocated WALs per active LogDB shard); negative disables the check.
 	MinFreeDiskBytes int64
+	// DeadAfter is how long gossip must report a node DEAD (or LEFT) before its
+	// replicas are moved to other nodes and its meta vote is given to another node.
+	// A node back within it just catches up. Default 5 min.
+	DeadAfter time.Duration
+	// MaxConcurrentMoves bounds the replica moves in progress at once, so recovery
+	// does not flood the survivors. Default 8.
+	MaxConcurrentMoves int
+	// HealInterval is how often the meta leader plans moves and meta voter
+	// changes. Default 1 s; negative disables self-healing (and balance).
+	HealInterval time.Duration
+	// Balance lets the meta leader move replicas and preferred leaders so every
+	// node holds and leads about as many as the others. The server turns it on
+	// (flag --balance, default true); like Quiesce, EnsureDefaults cannot tell off
+	// from unset.
+	Balance bool
 	// GossipFast uses short gossip timings (tests).
 	GossipFast bool
 	// Logger receives every log line, dragonboat's and memberlist's included.
@@ -173,6 +188,10 @@ func DefaultConfig() Config {
 		DownProbeTimeout:      time.Second,
 		Quiesce:               true,
 		MinFreeDiskBytes:      1 << 30,
+		DeadAfter:             5 * time.Minute,
+		MaxConcurrentMoves:    8,
+		HealInterval:          time.Second,
+		Balance:               true,
 		DragonboatLogLevel:    slog.LevelError,
 	}
 }
@@ -217,6 +236,9 @@ func (c *Config) EnsureDefaults() {
 		c.DownProbeTimeout = d.DownProbeTimeout
 	}
 	orDefault(&c.MinFreeDiskBytes, d.MinFreeDiskBytes)
+	orDefault(&c.DeadAfter, d.DeadAfter)
+	orDefault(&c.MaxConcurrentMoves, d.MaxConcurrentMoves)
+	orDefault(&c.HealInterval, d.HealInterval)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -285,6 +307,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTopics < 1 {
 		errs = append(errs, fmt.Errorf("--max-topics %d must be at least 1", c.MaxTopics))
+	}
+	if c.DeadAfter < 0 {
+		errs = append(errs, fmt.Errorf("--dead-after %v is negative", c.DeadAfter))
+	}
+	if c.MaxConcurrentMoves < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-moves %d must be at least 1", c.MaxConcurrentMoves))
 	}
 	if c.MaxReplicationFactor < 1 || c.MaxReplicationFactor > 7 {
 		errs = append(errs, fmt.Errorf("--max-replication-factor %d must be 1..7", c.MaxReplicationFactor))

@@ -179,11 +179,31 @@ func (n *Node) metaLoop() {
 		case now := <-tick.C:
 			n.data.ForgetProducers(now.Add(-time.Minute))
 		}
-		if _, err := n.refreshView(); err != nil {
+		v, err := n.refreshView()
+		if err != nil {
 			continue // not ready yet (replaying); the next tick retries
 		}
+		n.keepMetaRole(v)
+		n.watchRemoved(v)
 		n.reconcile()
 	}
+}
+
+// keepMetaRole saves the node's meta group role in its identity when the meta
+// leader changed it (healMeta), so a restart starts the meta replica as what it is.
+func (n *Node) keepMetaRole(v *meta.State) {
+	me, ok := v.Nodes[n.id.NodeID]
+	if !ok || me.MetaVoter == n.savedVoter {
+		return
+	}
+	id := n.id // n.id is read by other loops; it keeps the role the node started with
+	id.MetaVoter = me.MetaVoter
+	if err := saveIdentity(n.cfg.Dir, id); err != nil {
+		n.log.Error("save the node's meta role", "meta_voter", me.MetaVoter, "err", err)
+		return
+	}
+	n.savedVoter = me.MetaVoter
+	n.log.Info("meta role changed", "meta_voter", me.MetaVoter)
 }
 
 // registerLoop proposes this node's registration until the meta view shows it with

@@ -30,8 +30,10 @@ import (
 //
 // Goroutines (all owned by Node and joined in Close): the gRPC server; metaLoop, which
 // refreshes the meta view and reconciles replicas; registerLoop until the view shows
-// this node; wakeLoop, which wakes quiesced shards whose leader failed; three n.every
-// loops (retention, leader balance, disk space). n.runMu is a leaf lock (never held across a
+// this node; wakeLoop, which wakes quiesced shards whose leader failed; moveLoop, which
+// runs the steps of the replica moves of shards led here (one goroutine per step in
+// flight, at most one per shard); four n.every loops (retention, leader balance, disk
+// space, and healPass, the controller on the meta leader). n.runMu is a leaf lock (never held across a
 // dragonboat call).
 type Node struct {
 	cfg Config
@@ -55,10 +57,21 @@ type Node struct {
 	metaChanged chan struct{}
 	// leaderHints caches shardID -> NodeID of the last node seen leading the shard.
 	leaderHints sync.Map
+	// moving holds the shard IDs whose move step runs now (moveLoop).
+	moving sync.Map
+	// unseen times the registered nodes gossip has no row for (nodeGone).
+	unseen downClock
 
 	runMu   sync.RWMutex
 	running map[ids.ShardID]ids.ReplicaID // shardID -> ReplicaID of replicas started here; guarded by runMu
-	cleaned bool                          // local leftovers of deleted shards were removed once; metaLoop only
+	// cleanedIndex and cleanedAt: the view index and time of the last scan for
+	// retired replicas' data (removeLeftovers); metaLoop only.
+	cleanedIndex uint64
+	cleanedAt    time.Time
+	// leftGossip is set once the node found itself removed and left gossip; metaLoop only.
+	leftGossip bool
+	// savedVoter is the meta role last saved in the identity file; metaLoop only.
+	savedVoter bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -98,6 +111,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		peers:       newPeerPool(),
 		metaChanged: make(chan struct{}, 1),
 		running:     map[ids.ShardID]ids.ReplicaID{},
+		unseen:      downClock{unseen: map[ids.NodeID]time.Time{}},
 	}
 	n.disk = newDiskMonitor(cfg.Dir, cfg.MinFreeDiskBytes, statfs, n.log)
 	n.disk.check() // before gossip starts, so the first metadata carries the disk state
@@ -135,7 +149,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startGossip(seeds); err != nil {
 		return nil, err
 	}
-	n.wg.Add(6)
+	n.savedVoter = n.id.MetaVoter
+	n.wg.Add(8)
+	go n.moveLoop()
+	go n.every(n.cfg.HealInterval, n.healPass)
 	go n.metaLoop()
 	go n.wakeLoop()
 	go n.registerLoop()

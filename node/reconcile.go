@@ -33,85 +33,161 @@ func (n *Node) shardReplicaConfig(shardID ids.ShardID, replicaID ids.ReplicaID) 
 	}
 }
 
+// wanted is a replica the meta view wants running on this node.
+type wanted struct {
+	topic     string
+	shard     meta.Shard // its replicas are the initial members of a new shard
+	replicaID ids.ReplicaID
+	// join: the replica was added to a running shard by a move, so a first start
+	// joins it (dragonboat's join) instead of bootstrapping with the members.
+	join bool
+	// nonVoting: the move has not promoted it yet.
+	nonVoting bool
+}
+
+// wantedHere lists the replicas the view places on this node: the shards' own,
+// and the new replicas of moves that target it once they are Raft members.
+func (n *Node) wantedHere(v *meta.State) map[ids.ShardID]wanted {
+	desired := map[ids.ShardID]wanted{}
+	for _, ref := range v.ShardsOnNode(n.id.NodeID) {
+		desired[ref.Shard.ShardID] = wanted{topic: ref.Topic, shard: ref.Shard, replicaID: ref.ReplicaID}
+	}
+	for _, m := range v.MoveTargets(n.id.NodeID) {
+		_, sh, ok := v.ShardByID(m.ShardID)
+		if !ok {
+			continue
+		}
+		desired[m.ShardID] = wanted{topic: m.Topic, shard: sh, replicaID: m.To.ReplicaID, join: true,
+			nonVoting: m.Phase == meta.PhaseCatchingUp}
+	}
+	return desired
+}
+
 // reconcile makes the replicas running on this node match the meta view: start the
-// ones assigned here, stop and delete the ones whose topic is gone. It runs only on
-// metaLoop; n.runMu is held only around map accesses, never across dragonboat calls,
-// so requests for other shards are not held up by a slow start or removal.
+// ones assigned here, stop and delete the ones no longer here (topic deleted, replica
+// moved away). It runs only on metaLoop; n.runMu is held only around map accesses,
+// never across dragonboat calls, so requests for other shards are not held up by a
+// slow start or removal.
 func (n *Node) reconcile() {
 	v := n.view.Load()
 	if v == nil {
 		return
 	}
-	desired := map[ids.ShardID]meta.ShardRef{}
-	for _, ref := range v.ShardsOnNode(n.id.NodeID) {
-		desired[ref.Shard.ShardID] = ref
-	}
+	desired := n.wantedHere(v)
 	for _, id := range slices.Sorted(maps.Keys(desired)) {
-		if _, ok := n.hostedReplica(id); ok {
+		w := desired[id]
+		if rid, ok := n.hostedReplica(id); ok && rid == w.replicaID {
 			continue
 		}
-		ref := desired[id]
-		members := map[uint64]dragonboat.Target{}
-		for _, r := range ref.Shard.Replicas {
-			nd, ok := v.Nodes[r.NodeID]
-			if !ok {
-				continue
-			}
-			members[uint64(r.ReplicaID)] = nd.RaftAddr
-		}
-		err := n.nh.StartOnDiskReplica(members, false, shard.NewFactory(n.store, n.hub, n.log), n.shardReplicaConfig(id, ref.ReplicaID))
-		if err != nil && !errors.Is(err, dragonboat.ErrShardAlreadyExist) {
-			n.log.Error("start shard replica", "topic", ref.Topic, "shard", id, "replica", ref.ReplicaID, "err", err)
-			continue
-		}
-		n.runMu.Lock()
-		n.running[id] = ref.ReplicaID
-		n.runMu.Unlock()
-		n.log.Debug("started shard replica", "topic", ref.Topic, "shard", id, "replica", ref.ReplicaID)
+		n.startReplica(v, id, w)
 	}
 
 	n.runMu.RLock()
 	stale := map[ids.ShardID]ids.ReplicaID{}
 	for id, rid := range n.running {
-		if _, ok := desired[id]; !ok {
+		if w, ok := desired[id]; !ok || w.replicaID != rid {
 			stale[id] = rid
 		}
 	}
 	n.runMu.RUnlock()
 	for id, rid := range stale {
-		// Forget it first: requests for a deleted shard now answer "not hosted".
+		// Forget it first: requests for a removed replica now answer "not hosted".
 		n.runMu.Lock()
-		delete(n.running, id)
+		if n.running[id] == rid {
+			delete(n.running, id)
+		}
 		n.runMu.Unlock()
 		n.removeReplica(id, rid)
 	}
+	n.removeLeftovers(v, desired)
+}
 
-	// Data left on disk for shards deleted while this node was down. A shard ID below
-	// NextShardID that the view does not place here was deleted for sure; one at or
-	// above it belongs to a view newer than ours, so it is left alone.
-	if !n.cleaned {
-		n.cleaned = true
-		local, err := n.store.Shards()
-		if err != nil {
-			n.log.Error("list local shards", "err", err)
-			return
+// startReplica starts one wanted replica. A replica this node opened before (the
+// segment store holds its state key, written when its state machine first opened)
+// restarts from dragonboat's bootstrap record, without members; a first start
+// bootstraps a new shard with its replicas as members, or joins a running one (a
+// move's new replica). NB: dragonboat panics when a restart finds no bootstrap
+// record, so the choice is made before the call, not from its error.
+func (n *Node) startReplica(v *meta.State, id ids.ShardID, w wanted) {
+	st, opened, err := n.store.State(id)
+	if err != nil {
+		n.log.Error("read shard state", "shard", id, "err", err)
+		return
+	}
+	if opened && st.ReplicaID != w.replicaID {
+		// Data of an earlier replica of the shard on this node (moved away, then
+		// back): its Raft log goes too, and the new replica starts empty.
+		n.removeReplica(id, st.ReplicaID)
+		opened = false
+	}
+	cfg := n.shardReplicaConfig(id, w.replicaID)
+	cfg.IsNonVoting = w.nonVoting
+	factory := shard.NewFactory(n.store, n.hub, n.log)
+	switch {
+	case opened:
+		err = n.nh.StartOnDiskReplica(nil, false, factory, cfg)
+	case w.join:
+		err = n.nh.StartOnDiskReplica(nil, true, factory, cfg)
+	default:
+		members := map[uint64]dragonboat.Target{}
+		for _, r := range w.shard.Replicas {
+			if nd, ok := v.Nodes[r.NodeID]; ok {
+				members[uint64(r.ReplicaID)] = nd.RaftAddr
+			}
 		}
-		for _, id := range local {
-			if _, ok := desired[id]; ok || id >= v.NextShardID {
-				continue
-			}
-			st, _, err := n.store.State(id)
-			if err != nil {
-				n.log.Error("read shard state", "shard", id, "err", err)
-				continue
-			}
+		err = n.nh.StartOnDiskReplica(members, false, factory, cfg)
+		if errors.Is(err, dragonboat.ErrInvalidShardSettings) {
+			// Bootstrapped before with other members (a crash before its state
+			// machine first opened, and a move since): the record holds them.
+			err = n.nh.StartOnDiskReplica(nil, false, factory, cfg)
+		}
+	}
+	if err != nil && !errors.Is(err, dragonboat.ErrShardAlreadyExist) {
+		n.log.Error("start shard replica", "topic", w.topic, "shard", id, "replica", w.replicaID, "err", err)
+		return
+	}
+	n.runMu.Lock()
+	n.running[id] = w.replicaID
+	n.runMu.Unlock()
+	n.log.Debug("started shard replica", "topic", w.topic, "shard", id, "replica", w.replicaID, "join", w.join, "non_voting", w.nonVoting)
+}
+
+// removeLeftovers deletes data on disk of replicas the view says are retired (their
+// topic was deleted or they moved away while this node was down), whenever the view
+// moved on, at most every leftoverInterval. A view that lags cannot retire a replica
+// it has not heard of (meta.State.ReplicaRetired), so nothing live is deleted.
+func (n *Node) removeLeftovers(v *meta.State, desired map[ids.ShardID]wanted) {
+	if v.Index == n.cleanedIndex || time.Since(n.cleanedAt) < leftoverInterval {
+		return
+	}
+	n.cleanedIndex, n.cleanedAt = v.Index, time.Now()
+	local, err := n.store.Shards()
+	if err != nil {
+		n.log.Error("list local shards", "err", err)
+		return
+	}
+	for _, id := range local {
+		if _, ok := desired[id]; ok {
+			continue
+		}
+		if _, ok := n.hostedReplica(id); ok {
+			continue
+		}
+		st, ok, err := n.store.State(id)
+		if err != nil || !ok {
+			continue
+		}
+		if v.ReplicaRetired(id, st.ReplicaID) {
 			n.removeReplica(id, st.ReplicaID)
 		}
 	}
 }
 
-// removeReplica stops a replica whose shard was deleted and frees its Raft log and
-// segment data.
+// leftoverInterval spaces the scans for retired replicas' data.
+const leftoverInterval = 5 * time.Second
+
+// removeReplica stops a replica that is no longer wanted here (its shard was deleted
+// or it moved away) and frees its Raft log and segment data.
 func (n *Node) removeReplica(shardID ids.ShardID, replicaID ids.ReplicaID) {
 	if err := n.nh.StopReplica(uint64(shardID), uint64(replicaID)); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 		n.log.Error("stop shard replica", "shard", shardID, "err", err)

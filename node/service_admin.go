@@ -213,12 +213,21 @@ func (n *Node) topicInfo(ctx context.Context, v *meta.State, t *meta.Topic, with
 		if ok {
 			si.LeaderNodeId, si.FirstOffset, si.NextOffset, si.StatusError = uint64(sv.leader), uint64(sv.first), uint64(sv.next), sv.err
 		}
+		alive := 0
 		for _, r := range sh.Replicas {
-			ri := &pb.ReplicaInfo{ReplicaId: uint64(r.ReplicaID), NodeId: uint64(r.NodeID), Leader: ok && sv.leader == r.NodeID}
+			ri := &pb.ReplicaInfo{ReplicaId: uint64(r.ReplicaID), NodeId: uint64(r.NodeID), NodeNum: uint32(v.Num(r.NodeID)),
+				Leader: ok && sv.leader == r.NodeID}
 			if nd, ok := v.Nodes[r.NodeID]; ok {
 				ri.ClientAddr = nd.ClientAddr
 			}
+			if n.nodeState(r.NodeID) == gossip.StateAlive {
+				alive++
+			}
 			si.Replicas = append(si.Replicas, ri)
+		}
+		si.UnderReplicated = alive < int(t.ReplicationFactor)
+		if m, ok := v.Moves[sh.ShardID]; ok {
+			si.Move = moveInfo(v, *m)
 		}
 		info.Shards = append(info.Shards, si)
 	}
@@ -235,17 +244,15 @@ func (s *adminService) DescribeCluster(ctx context.Context, _ *pb.DescribeCluste
 	if leader, ok := n.metaLeader(); ok {
 		resp.MetaLeaderNodeId = uint64(leader)
 	}
+	resp.ThisNodeNum, resp.MetaLeaderNum = uint32(v.Num(n.id.NodeID)), uint32(v.Num(ids.NodeID(resp.MetaLeaderNodeId)))
 	counts := map[ids.NodeID]*pb.NodeInfo{}
 	for _, nd := range v.SortedNodes() {
-		state := string(n.nodeState(nd.ID))
-		if state == "" {
-			state = "UNKNOWN"
-		}
-		ni := &pb.NodeInfo{NodeId: uint64(nd.ID), ClientAddr: nd.ClientAddr, RaftAddr: nd.RaftAddr, GossipAddr: nd.GossipAddr,
-			Zone: nd.Zone, State: state, MetaVoter: nd.MetaVoter}
-		ni.DiskFull, ni.DiskFreeBytes, ni.MinFreeDiskBytes = n.diskInfo(nd.ID)
+		ni := n.nodeInfo(nd)
 		counts[nd.ID] = ni
 		resp.Nodes = append(resp.Nodes, ni)
+	}
+	for _, m := range v.SortedMoves() {
+		resp.Moves = append(resp.Moves, moveInfo(v, m))
 	}
 	for _, t := range v.SortedTopics() {
 		ti := n.topicInfo(ctx, v, t, true)

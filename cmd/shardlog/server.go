@@ -61,6 +61,10 @@ func serverFlags(fs *flag.FlagSet, cfg *node.Config) (join, logLevel, pprofAddr 
 		return nil
 	})
 	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", cfg.LeaderBalanceInterval, "how often leaders hand shards to their preferred leader; negative disables")
+	fs.DurationVar(&cfg.DeadAfter, "dead-after", cfg.DeadAfter, "how long gossip must report a node DEAD before its replicas are re-created on other nodes and its meta vote given to another node")
+	fs.IntVar(&cfg.MaxConcurrentMoves, "max-concurrent-moves", cfg.MaxConcurrentMoves, "most replica moves (re-replication, drain, balance) in progress at once")
+	fs.DurationVar(&cfg.HealInterval, "heal-interval", cfg.HealInterval, "how often the meta leader plans replica moves and meta voter changes; negative disables self-healing")
+	fs.BoolVar(&cfg.Balance, "balance", cfg.Balance, "move replicas and preferred leaders so every node holds and leads about as many as the others")
 	pprofAddr = fs.String("pprof-addr", "", "serve Go's pprof endpoints (/debug/pprof/) on this host:port; empty disables")
 	logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.Func("raft-log-level", "log level of dragonboat's own lines (Raft elections, transport): debug, info, warn, error (default "+

@@ -1,0 +1,190 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"shardlog/gossip"
+	"shardlog/ids"
+	"shardlog/meta"
+	"shardlog/placement"
+)
+
+// The controller: on the node that leads the meta group, healLoop decides every
+// HealInterval which replica moves to start (placement.PlanMoves over a snapshot
+// of meta and gossip), which preferred leaders to change, and whether the meta
+// group needs a voter replaced. It only decides and records; the leaders of the
+// shards carry the moves out (moves.go). A new meta leader starts from what meta
+// recorded: nothing lives only in the old leader's memory.
+
+// downClock remembers since when this node has seen each registered node without
+// a gossip row (a node that died before this node started never gets one), so
+// such a node too can count as gone after DeadAfter.
+type downClock struct {
+	mu     sync.Mutex
+	unseen map[ids.NodeID]time.Time
+}
+
+// nodeGone reports whether node id has been DEAD or LEFT (or unknown to gossip)
+// for at least DeadAfter as this node sees it: its replicas are to be replaced.
+// A partition shorter than DeadAfter never makes a node gone.
+func (n *Node) nodeGone(id ids.NodeID, now time.Time) bool {
+	if id == n.id.NodeID || n.gossip == nil {
+		return false
+	}
+	m, ok := n.gossip.Member(id)
+	n.unseen.mu.Lock()
+	defer n.unseen.mu.Unlock()
+	if ok {
+		delete(n.unseen.unseen, id)
+		return (m.State == gossip.StateDead || m.State == gossip.StateLeft) && now.Sub(m.Since) >= n.cfg.DeadAfter
+	}
+	since, seen := n.unseen.unseen[id]
+	if !seen {
+		n.unseen.unseen[id] = now
+		return false
+	}
+	return now.Sub(since) >= n.cfg.DeadAfter
+}
+
+// healPass runs the controller once, if this node leads the meta group.
+func (n *Node) healPass(now time.Time) {
+	if leader, ok := n.metaLeader(); !ok || leader != n.id.NodeID {
+		return
+	}
+	v := n.view.Load()
+	if v == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	snap := n.healSnapshot(v, now)
+	for _, pm := range placement.PlanMoves(snap) {
+		c := meta.Command{Op: meta.OpStartMove, StartMove: &meta.StartMove{
+			ShardID: pm.ShardID, From: pm.From, To: pm.To, Reason: string(pm.Reason)}}
+		if _, _, err := n.proposeMeta(ctx, c); err != nil {
+			n.log.Warn("could not start a move", "shard", pm.ShardID, "from", v.Num(pm.From), "to", v.Num(pm.To), "err", err)
+			continue
+		}
+		n.log.Info("move started", "shard", pm.ShardID, "reason", pm.Reason, "from", v.Num(pm.From), "to", v.Num(pm.To))
+	}
+	if len(v.Moves) == 0 {
+		for _, pc := range placement.PlanPreferredLeaders(snap, maxPreferredChanges) {
+			c := meta.Command{Op: meta.OpSetPreferredLeader, SetPreferredLeader: &meta.SetPreferredLeader{ShardID: pc.ShardID, Node: pc.Node}}
+			if _, _, err := n.proposeMeta(ctx, c); err != nil {
+				n.log.Warn("could not change a preferred leader", "shard", pc.ShardID, "err", err)
+			}
+		}
+	}
+	if err := n.healMeta(ctx, v, snap); err != nil {
+		n.log.Warn("meta group repair step failed", "err", err)
+	}
+	n.notifyMeta(0)
+}
+
+// maxPreferredChanges bounds the preferred-leader changes per pass: each one
+// becomes a leader transfer within a LeaderBalanceInterval.
+const maxPreferredChanges = 4
+
+// healSnapshot builds placement's view of the cluster.
+func (n *Node) healSnapshot(v *meta.State, now time.Time) placement.Snapshot {
+	snap := placement.Snapshot{MaxMoves: n.cfg.MaxConcurrentMoves - len(v.Moves), Balance: n.cfg.Balance}
+	for _, nd := range v.SortedNodes() {
+		snap.Nodes = append(snap.Nodes, placement.NodeStatus{
+			ID: nd.ID, Zone: nd.Zone, Draining: nd.Draining,
+			Alive: n.nodeState(nd.ID) == gossip.StateAlive && !n.downNodes()[nd.ID],
+			Gone:  n.nodeGone(nd.ID, now),
+		})
+	}
+	for _, t := range v.SortedTopics() {
+		for _, sh := range t.ShardList {
+			ss := placement.ShardStatus{ShardID: sh.ShardID, Moving: v.Moves[sh.ShardID] != nil}
+			for _, r := range sh.Replicas {
+				ss.Replicas = append(ss.Replicas, r.NodeID)
+			}
+			snap.Shards = append(snap.Shards, ss)
+		}
+	}
+	return snap
+}
+
+// healMeta keeps MetaVoters voters in the meta group while enough nodes live:
+// it promotes a live non-voting node while fewer than MetaVoters voters are
+// usable, then takes out a voter that is gone or draining. One change per pass,
+// Raft membership first, then the record in meta.
+func (n *Node) healMeta(ctx context.Context, v *meta.State, snap placement.Snapshot) error {
+	status := map[ids.NodeID]placement.NodeStatus{}
+	for _, s := range snap.Nodes {
+		status[s.ID] = s
+	}
+	var usable, unusable int
+	var leaving, candidate *meta.Node
+	for _, nd := range v.SortedNodes() {
+		s := status[nd.ID]
+		switch {
+		case nd.MetaVoter && (s.Gone || nd.Draining):
+			unusable++
+			if leaving == nil {
+				leaving = nd
+			}
+		case nd.MetaVoter:
+			usable++
+		case s.Alive && !s.Gone && !nd.Draining && candidate == nil:
+			candidate = nd
+		}
+	}
+	switch {
+	case usable < n.cfg.MetaVoters && candidate != nil:
+		if err := n.addMetaMember(ctx, candidate.ID, candidate.RaftAddr, true); err != nil {
+			return fmt.Errorf("promote node %d to meta voter: %w", candidate.Num, err)
+		}
+		if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpSetMetaVoter, SetMetaVoter: &meta.SetMetaVoter{Node: candidate.ID, Voter: true}}); err != nil {
+			return err
+		}
+		n.log.Info("meta voter added", "node", candidate.Num, "voters", usable+1, "unusable", unusable)
+	case leaving != nil && usable >= n.cfg.MetaVoters:
+		// Only once a replacement votes: without one, removing a voter that is
+		// gone would not make the group more tolerant, and it could not return.
+		if leaving.ID == n.id.NodeID {
+			// A draining meta leader hands over; the next leader takes it out.
+			return n.handOverMeta(v, status)
+		}
+		if err := n.removeMetaMember(ctx, leaving.ID); err != nil {
+			return fmt.Errorf("remove meta voter %d: %w", leaving.Num, err)
+		}
+		if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpSetMetaVoter, SetMetaVoter: &meta.SetMetaVoter{Node: leaving.ID, Voter: false}}); err != nil {
+			return err
+		}
+		n.log.Info("meta voter removed", "node", leaving.Num, "voters", usable)
+	}
+	return nil
+}
+
+// handOverMeta transfers the meta group's leadership to a usable voter.
+func (n *Node) handOverMeta(v *meta.State, status map[ids.NodeID]placement.NodeStatus) error {
+	for _, nd := range v.SortedNodes() {
+		if nd.MetaVoter && nd.ID != n.id.NodeID && status[nd.ID].Alive && !nd.Draining {
+			return n.nh.RequestLeaderTransfer(uint64(meta.ShardID), uint64(nd.ID))
+		}
+	}
+	return nil
+}
+
+// removeMetaMember takes a node out of the meta Raft group; a node already out
+// is done.
+func (n *Node) removeMetaMember(ctx context.Context, id ids.NodeID) error {
+	return n.changeMembership(ctx, meta.ShardID, func(ctx context.Context, ccid uint64) error {
+		mem, err := n.nh.SyncGetShardMembership(ctx, uint64(meta.ShardID))
+		if err != nil {
+			return err
+		}
+		_, votes := mem.Nodes[uint64(id)]
+		_, learns := mem.NonVotings[uint64(id)]
+		if !votes && !learns {
+			return nil
+		}
+		return n.nh.SyncRequestDeleteReplica(ctx, uint64(meta.ShardID), uint64(id), ccid)
+	})
+}
