@@ -182,8 +182,8 @@ func TestMetaApplyCreateTopicAllocatesIDsInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Shard{
-		{Index: 0, ShardID: 16, Replicas: []Replica{{1, 1}, {2, 2}, {3, 3}}},
-		{Index: 1, ShardID: 17, Replicas: []Replica{{4, 2}, {5, 1}, {6, 3}}},
+		{Index: 0, ShardID: 16, Replicas: []Replica{{ReplicaID: 1, NodeID: 1}, {ReplicaID: 2, NodeID: 2}, {ReplicaID: 3, NodeID: 3}}},
+		{Index: 1, ShardID: 17, Replicas: []Replica{{ReplicaID: 4, NodeID: 2}, {ReplicaID: 5, NodeID: 1}, {ReplicaID: 6, NodeID: 3}}},
 	}
 	if stateJSONOf(t, topic.ShardList) != stateJSONOf(t, want) {
 		t.Fatalf("shards = %+v, want %+v", topic.ShardList, want)

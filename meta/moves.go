@@ -106,7 +106,7 @@ func (s *State) startMove(index uint64, sm StartMove) ([]byte, *Error) {
 	}
 	m := &Move{
 		ShardID: sm.ShardID, Topic: t.Name, From: sh.Replicas[from],
-		To:     Replica{ReplicaID: s.NextReplicaID, NodeID: sm.To},
+		To:     Replica{ReplicaID: s.NextReplicaID, NodeID: sm.To, Joined: true},
 		Reason: sm.Reason, Phase: PhaseAdding, StartedIndex: index,
 	}
 	s.NextReplicaID++

@@ -63,7 +63,7 @@ func TestMetaMoveLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := s.Topics["t"].ShardList[0].Replicas
-	if got[slot] != (Replica{ReplicaID: 4, NodeID: 4}) || len(got) != 3 || len(s.Moves) != 0 {
+	if got[slot] != (Replica{ReplicaID: 4, NodeID: 4, Joined: true}) || len(got) != 3 || len(s.Moves) != 0 {
 		t.Fatalf("after done: replicas %+v, moves %v; want node 4's replica in slot %d", got, s.Moves, slot)
 	}
 	if !s.ReplicaRetired(sh.ShardID, m.From.ReplicaID) || s.ReplicaRetired(sh.ShardID, 4) {

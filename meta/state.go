@@ -47,6 +47,10 @@ type Replica struct {
 	ReplicaID ids.ReplicaID `json:"replica_id"`
 	// NodeID is the node hosting the replica.
 	NodeID ids.NodeID `json:"node_id"`
+	// Joined is set on a replica a move added to a running shard: it joined as a
+	// non-voting member and must restart as one (the replay of its log, or the
+	// snapshot's membership, promotes it again).
+	Joined bool `json:"joined,omitempty"`
 }
 
 // Shard is one partition of a topic and one Raft group.

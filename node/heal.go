@@ -70,7 +70,7 @@ func (n *Node) healPass(now time.Time) {
 		}
 		n.log.Info("move started", "shard", pm.ShardID, "reason", pm.Reason, "from", v.Num(pm.From), "to", v.Num(pm.To))
 	}
-	if len(v.Moves) == 0 {
+	if len(v.Moves) == 0 && snap.Balance {
 		for _, pc := range placement.PlanPreferredLeaders(snap, maxPreferredChanges) {
 			c := meta.Command{Op: meta.OpSetPreferredLeader, SetPreferredLeader: &meta.SetPreferredLeader{ShardID: pc.ShardID, Node: pc.Node}}
 			if _, _, err := n.proposeMeta(ctx, c); err != nil {
@@ -88,15 +88,24 @@ func (n *Node) healPass(now time.Time) {
 // becomes a leader transfer within a LeaderBalanceInterval.
 const maxPreferredChanges = 4
 
-// healSnapshot builds placement's view of the cluster.
+// healSnapshot builds placement's view of the cluster. Balance (replica moves and
+// preferred leaders) is asked for only while the cluster is calm: every node ALIVE
+// or gone for good. A node that is down for less than DeadAfter (killed and
+// restarting, paused, cut off) keeps its place: balancing around it would move
+// replicas and leaderships back and forth with every short failure.
 func (n *Node) healSnapshot(v *meta.State, now time.Time) placement.Snapshot {
 	snap := placement.Snapshot{MaxMoves: n.cfg.MaxConcurrentMoves - len(v.Moves), Balance: n.cfg.Balance}
+	down := n.downNodes()
 	for _, nd := range v.SortedNodes() {
-		snap.Nodes = append(snap.Nodes, placement.NodeStatus{
+		st := placement.NodeStatus{
 			ID: nd.ID, Zone: nd.Zone, Draining: nd.Draining,
-			Alive: n.nodeState(nd.ID) == gossip.StateAlive && !n.downNodes()[nd.ID],
+			Alive: n.nodeState(nd.ID) == gossip.StateAlive && !down[nd.ID],
 			Gone:  n.nodeGone(nd.ID, now),
-		})
+		}
+		if !st.Alive && !st.Gone {
+			snap.Balance = false
+		}
+		snap.Nodes = append(snap.Nodes, st)
 	}
 	for _, t := range v.SortedTopics() {
 		for _, sh := range t.ShardList {
@@ -110,54 +119,44 @@ func (n *Node) healSnapshot(v *meta.State, now time.Time) placement.Snapshot {
 	return snap
 }
 
-// healMeta keeps MetaVoters voters in the meta group while enough nodes live:
-// it promotes a live non-voting node while fewer than MetaVoters voters are
-// usable, then takes out a voter that is gone or draining. One change per pass,
-// Raft membership first, then the record in meta.
+// healMeta keeps MetaVoters voters in the meta group while enough nodes live,
+// spread over zones (placement.PlanMetaVoters): one change per pass, the Raft
+// membership first, then the record in meta.
 func (n *Node) healMeta(ctx context.Context, v *meta.State, snap placement.Snapshot) error {
 	status := map[ids.NodeID]placement.NodeStatus{}
 	for _, s := range snap.Nodes {
 		status[s.ID] = s
 	}
-	var usable, unusable int
-	var leaving, candidate *meta.Node
+	var voters []placement.VoterStatus
 	for _, nd := range v.SortedNodes() {
 		s := status[nd.ID]
-		switch {
-		case nd.MetaVoter && (s.Gone || nd.Draining):
-			unusable++
-			if leaving == nil {
-				leaving = nd
-			}
-		case nd.MetaVoter:
-			usable++
-		case s.Alive && !s.Gone && !nd.Draining && candidate == nil:
-			candidate = nd
-		}
+		usable := !s.Gone && !nd.Draining && (nd.MetaVoter || s.Alive)
+		voters = append(voters, placement.VoterStatus{ID: nd.ID, Zone: nd.Zone, Voter: nd.MetaVoter, Usable: usable})
 	}
+	plan := placement.PlanMetaVoters(voters, n.cfg.MetaVoters)
 	switch {
-	case usable < n.cfg.MetaVoters && candidate != nil:
-		if err := n.addMetaMember(ctx, candidate.ID, candidate.RaftAddr, true); err != nil {
-			return fmt.Errorf("promote node %d to meta voter: %w", candidate.Num, err)
+	case plan.Add != 0:
+		nd := v.Nodes[plan.Add]
+		if err := n.addMetaMember(ctx, nd.ID, nd.RaftAddr, true); err != nil {
+			return fmt.Errorf("promote node %d to meta voter: %w", nd.Num, err)
 		}
-		if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpSetMetaVoter, SetMetaVoter: &meta.SetMetaVoter{Node: candidate.ID, Voter: true}}); err != nil {
+		if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpSetMetaVoter, SetMetaVoter: &meta.SetMetaVoter{Node: nd.ID, Voter: true}}); err != nil {
 			return err
 		}
-		n.log.Info("meta voter added", "node", candidate.Num, "voters", usable+1, "unusable", unusable)
-	case leaving != nil && usable >= n.cfg.MetaVoters:
-		// Only once a replacement votes: without one, removing a voter that is
-		// gone would not make the group more tolerant, and it could not return.
-		if leaving.ID == n.id.NodeID {
-			// A draining meta leader hands over; the next leader takes it out.
-			return n.handOverMeta(v, status)
+		n.log.Info("meta voter added", "voter", nd.Num, "zone", nd.Zone)
+	case plan.Remove == n.id.NodeID:
+		// The meta leader is draining: it hands over, and the next leader takes
+		// it out.
+		return n.handOverMeta(v, status)
+	case plan.Remove != 0:
+		nd := v.Nodes[plan.Remove]
+		if err := n.removeMetaMember(ctx, nd.ID); err != nil {
+			return fmt.Errorf("remove meta voter %d: %w", nd.Num, err)
 		}
-		if err := n.removeMetaMember(ctx, leaving.ID); err != nil {
-			return fmt.Errorf("remove meta voter %d: %w", leaving.Num, err)
-		}
-		if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpSetMetaVoter, SetMetaVoter: &meta.SetMetaVoter{Node: leaving.ID, Voter: false}}); err != nil {
+		if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpSetMetaVoter, SetMetaVoter: &meta.SetMetaVoter{Node: nd.ID, Voter: false}}); err != nil {
 			return err
 		}
-		n.log.Info("meta voter removed", "node", leaving.Num, "voters", usable)
+		n.log.Info("meta voter removed", "voter", nd.Num, "zone", nd.Zone)
 	}
 	return nil
 }

@@ -142,6 +142,14 @@ func TestClusterHealsAfterANodeDiesForGood(t *testing.T) {
 		}
 	}
 
+	// Node 3 joined the meta group as non-voting and was promoted, and received
+	// moved-in (joined, promoted) replicas: both restart as non-voting and are
+	// voters again after the replay. Starting them as voters panics dragonboat.
+	c.Stop(3)
+	c.Restart(3)
+	waitHealthy(t, cl, 3, 3, gone, 60*time.Second)
+	produceN(t, c.Client(3), "heal", 300, "restarted")
+
 	// A second loss: 2 of the 3 replicas and meta voters remain.
 	c.Stop(2)
 	produceN(t, c.Client(0), "heal", 300, "second-loss")

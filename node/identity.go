@@ -20,7 +20,11 @@ type identity struct {
 	// MetaStarted is set once the local meta replica was created (bootstrapped or joined);
 	// from then on restarts need no --join.
 	MetaStarted bool `json:"meta_started"`
-	// MetaVoter says whether this node votes in the meta group.
+	// MetaVoter says whether this node joined the meta group as a voter. It is not
+	// changed when the meta leader promotes a non-voting node later: a replica that
+	// joined as non-voting must restart as non-voting (dragonboat replays its
+	// AddNonVoting and panics if the replica is not one), and the replay of the
+	// promotion, or the snapshot's membership, makes it a voter again.
 	MetaVoter bool `json:"meta_voter"`
 }
 

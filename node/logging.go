@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lni/dragonboat/v4/logger"
+
+	"shardlog/ids"
 )
 
 var dragonboatLogOnce sync.Once
@@ -69,4 +72,33 @@ func (l *dbLogger) Panicf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.log.Error(msg)
 	panic(msg)
+}
+
+// numHandler tags every record of a node's logger with the node's readable number
+// ("node"), once the meta group has given it one, and with its 64-bit ID
+// ("node_id") until then: the number is allocated after the logger is made.
+type numHandler struct {
+	inner slog.Handler
+	num   *atomic.Uint32
+	id    ids.NodeID
+}
+
+func (h numHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
+
+func (h numHandler) Handle(ctx context.Context, r slog.Record) error {
+	r = r.Clone()
+	if num := h.num.Load(); num != 0 {
+		r.AddAttrs(slog.Uint64("node", uint64(num)))
+	} else {
+		r.AddAttrs(slog.Uint64("node_id", uint64(h.id)))
+	}
+	return h.inner.Handle(ctx, r)
+}
+
+func (h numHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return numHandler{inner: h.inner.WithAttrs(as), num: h.num, id: h.id}
+}
+
+func (h numHandler) WithGroup(name string) slog.Handler {
+	return numHandler{inner: h.inner.WithGroup(name), num: h.num, id: h.id}
 }

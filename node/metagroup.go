@@ -183,27 +183,18 @@ func (n *Node) metaLoop() {
 		if err != nil {
 			continue // not ready yet (replaying); the next tick retries
 		}
-		n.keepMetaRole(v)
+		n.keepNum(v)
 		n.watchRemoved(v)
 		n.reconcile()
 	}
 }
 
-// keepMetaRole saves the node's meta group role in its identity when the meta
-// leader changed it (healMeta), so a restart starts the meta replica as what it is.
-func (n *Node) keepMetaRole(v *meta.State) {
-	me, ok := v.Nodes[n.id.NodeID]
-	if !ok || me.MetaVoter == n.savedVoter {
-		return
+// keepNum takes the node's readable number, once the view shows it, for its log
+// lines.
+func (n *Node) keepNum(v *meta.State) {
+	if me, ok := v.Nodes[n.id.NodeID]; ok && me.Num != 0 {
+		n.num.Store(uint32(me.Num))
 	}
-	id := n.id // n.id is read by other loops; it keeps the role the node started with
-	id.MetaVoter = me.MetaVoter
-	if err := saveIdentity(n.cfg.Dir, id); err != nil {
-		n.log.Error("save the node's meta role", "meta_voter", me.MetaVoter, "err", err)
-		return
-	}
-	n.savedVoter = me.MetaVoter
-	n.log.Info("meta role changed", "meta_voter", me.MetaVoter)
 }
 
 // registerLoop proposes this node's registration until the meta view shows it with

@@ -70,8 +70,9 @@ type Node struct {
 	cleanedAt    time.Time
 	// leftGossip is set once the node found itself removed and left gossip; metaLoop only.
 	leftGossip bool
-	// savedVoter is the meta role last saved in the identity file; metaLoop only.
-	savedVoter bool
+	// num is the node's readable number once the view shows it (0 before); the
+	// logger tags every line with it.
+	num *atomic.Uint32
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -103,9 +104,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: %s was created with Raft address %s, now %s: the Raft address of a directory cannot change",
 			cfg.Dir, id.RaftAddr, cfg.RaftAddr())
 	}
+	var num atomic.Uint32
 	n := &Node{
 		cfg:         cfg,
-		log:         cfg.Logger.With("node", id.NodeID),
+		log:         slog.New(numHandler{inner: cfg.Logger.Handler(), num: &num, id: id.NodeID}),
+		num:         &num,
 		id:          id,
 		hub:         shard.NewHub(),
 		peers:       newPeerPool(),
@@ -149,7 +152,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startGossip(seeds); err != nil {
 		return nil, err
 	}
-	n.savedVoter = n.id.MetaVoter
 	n.wg.Add(8)
 	go n.moveLoop()
 	go n.every(n.cfg.HealInterval, n.healPass)

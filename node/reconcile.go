@@ -41,7 +41,10 @@ type wanted struct {
 	// join: the replica was added to a running shard by a move, so a first start
 	// joins it (dragonboat's join) instead of bootstrapping with the members.
 	join bool
-	// nonVoting: the move has not promoted it yet.
+	// nonVoting: the replica joined as non-voting (a move's new replica, promoted
+	// or not): it always starts as one, and dragonboat promotes it from its log or
+	// snapshot. Starting it as a voter would panic on the replay of its
+	// AddNonVoting.
 	nonVoting bool
 }
 
@@ -50,15 +53,18 @@ type wanted struct {
 func (n *Node) wantedHere(v *meta.State) map[ids.ShardID]wanted {
 	desired := map[ids.ShardID]wanted{}
 	for _, ref := range v.ShardsOnNode(n.id.NodeID) {
-		desired[ref.Shard.ShardID] = wanted{topic: ref.Topic, shard: ref.Shard, replicaID: ref.ReplicaID}
+		joined := false
+		for _, r := range ref.Shard.Replicas {
+			joined = joined || (r.ReplicaID == ref.ReplicaID && r.Joined)
+		}
+		desired[ref.Shard.ShardID] = wanted{topic: ref.Topic, shard: ref.Shard, replicaID: ref.ReplicaID, join: joined, nonVoting: joined}
 	}
 	for _, m := range v.MoveTargets(n.id.NodeID) {
 		_, sh, ok := v.ShardByID(m.ShardID)
 		if !ok {
 			continue
 		}
-		desired[m.ShardID] = wanted{topic: m.Topic, shard: sh, replicaID: m.To.ReplicaID, join: true,
-			nonVoting: m.Phase == meta.PhaseCatchingUp}
+		desired[m.ShardID] = wanted{topic: m.Topic, shard: sh, replicaID: m.To.ReplicaID, join: true, nonVoting: true}
 	}
 	return desired
 }
@@ -315,9 +321,9 @@ func (n *Node) balanceLeaders(now time.Time) {
 	}
 	for _, tr := range placement.PlanLeaderTransfers(view) {
 		if err := n.nh.RequestLeaderTransfer(uint64(tr.ShardID), uint64(tr.ToReplica)); err != nil {
-			n.log.Debug("leader transfer not started", "shard", tr.ShardID, "to", tr.ToNode, "err", err)
+			n.log.Debug("leader transfer not started", "shard", tr.ShardID, "to", v.Num(tr.ToNode), "err", err)
 			continue
 		}
-		n.log.Debug("leader transfer to preferred replica", "topic", topics[tr.ShardID], "shard", tr.ShardID, "to", tr.ToNode)
+		n.log.Debug("leader transfer to preferred replica", "topic", topics[tr.ShardID], "shard", tr.ShardID, "to", v.Num(tr.ToNode))
 	}
 }

@@ -354,7 +354,7 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 		}
 	}
 	sort.Strings(seeds[1:])
-	n.log.Info("node joined", "joiner", req.NodeId, "client", req.ClientAddr, "meta_voter", voter)
+	n.log.Info("node joined", "joiner", joined.Num, "joiner_id", req.NodeId, "client", req.ClientAddr, "meta_voter", voter)
 	return &pb.JoinResponse{MetaVoter: voter, GossipSeeds: seeds, DeploymentId: n.cfg.DeploymentID}, nil
 }
 

@@ -42,7 +42,7 @@ func (s *adminService) DrainNode(ctx context.Context, req *pb.DrainNodeRequest) 
 	if err != nil {
 		return nil, err
 	}
-	n.log.Info("node drain set", "node", got.Num, "draining", got.Draining)
+	n.log.Info("node drain set", "target", got.Num, "draining", got.Draining)
 	n.notifyMeta(0)
 	return &pb.DrainNodeResponse{Node: n.nodeInfo(got)}, nil
 }
@@ -117,7 +117,7 @@ func (s *adminService) RemoveNode(ctx context.Context, req *pb.RemoveNodeRequest
 	if err := n.removeMetaMember(ctx, nd.ID); err != nil {
 		return nil, fmt.Errorf("node %d is removed from the table, but not yet from the meta Raft group (the controller retries): %w", nd.Num, err)
 	}
-	n.log.Info("node removed", "node", nd.Num, "id", nd.ID)
+	n.log.Info("node removed", "removed", nd.Num, "removed_id", nd.ID)
 	n.notifyMeta(0)
 	return &pb.RemoveNodeResponse{Node: n.nodeInfo(nd)}, nil
 }
