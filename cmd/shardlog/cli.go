@@ -181,8 +181,9 @@ func usage(w io.Writer) {
 		defaultServer, serverEnv, defaultTimeout)
 	fmt.Fprintf(w, "  --timeout bounds connecting and each request; in produce also each record's delivery\n"+
 		"  unless --delivery-timeout is given; in consume a shard that returns no record for that\n"+
-		"  long before its end fails the command (with --follow: failing fetches are reported)\n"+
-		"client commands end at once on SIGINT (exit status 130) or SIGTERM (143)\n")
+		"  long before its end fails the command (with --follow: failing fetches are reported);\n"+
+		"  in node drain --wait it also bounds the whole wait (default %s there)\n"+
+		"client commands end at once on SIGINT (exit status 130) or SIGTERM (143)\n", drainWaitDefault)
 	fmt.Fprintf(w, "run 'shardlog COMMAND -h' for a command's flags\n")
 }
 
