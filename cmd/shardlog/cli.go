@@ -183,7 +183,8 @@ func usage(w io.Writer) {
 		"  unless --delivery-timeout is given; in consume a shard that returns no record for that\n"+
 		"  long before its end fails the command (with --follow: failing fetches are reported);\n"+
 		"  in node drain --wait it also bounds the whole wait (default %s there)\n"+
-		"client commands end at once on SIGINT (exit status 130) or SIGTERM (143)\n", drainWaitDefault)
+		"client commands end at once on SIGINT (exit status 130) or SIGTERM (143)\n"+
+		"exit status: 0 done, 1 error, 2 usage, 3 cluster health found the cluster unhealthy\n", drainWaitDefault)
 	fmt.Fprintf(w, "run 'shardlog COMMAND -h' for a command's flags\n")
 }
 

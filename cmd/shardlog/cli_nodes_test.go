@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"shardlog/node"
 	"shardlog/node/nodetest"
 	"shardlog/proto/shardlogv1"
 )
@@ -158,6 +160,45 @@ func TestCLINodeListDrainRemove(t *testing.T) {
 	}
 }
 
+// TestCLIClusterHealthUnderReplicatedThenHealed: cluster health exits 0 on a
+// healthy cluster, 3 while a stopped node's shards are under-replicated (before
+// --dead-after passes), and 0 again once they moved to the live nodes; then it
+// names the dead node as one to remove.
+func TestCLIClusterHealthUnderReplicatedThenHealed(t *testing.T) {
+	c := startNodes(t, 4, "events", 4, 3, func(_ int, cfg *node.Config) { cfg.DeadAfter = 3 * time.Second })
+	addr := c.Addr(0)
+	r := pollHealth(t, addr, 10*time.Second, 0)
+	want(t, r, 0, "healthy: 4 nodes, 4 shards, all fully replicated and led")
+
+	c.Stop(2) // node 3, a meta voter
+	stopped := time.Now()
+	r = pollHealth(t, addr, 10*time.Second, 3)
+	want(t, r, 3, "unhealthy: ", "under-replicated", "under-replicated shards:\n  events/", "@3(")
+	t.Logf("%.1f s after the stop:\n%s", time.Since(stopped).Seconds(), r.stdout)
+	rj := runBounded(t, t.Context(), addr, nil, 10*time.Second, "cluster", "health", "--json")
+	var rep healthReport
+	if err := json.Unmarshal([]byte(rj.stdout), &rep); err != nil || rj.code != 3 || rep.Healthy || rep.Nodes != 4 || rep.Shards != 4 {
+		t.Fatalf("cluster health --json: exit %d, %v\n%s", rj.code, err, rj.stdout)
+	}
+
+	r = pollHealth(t, addr, 35*time.Second, 0)
+	want(t, r, 0, "healthy: 4 nodes, 4 shards", "note: node 3 is ", "and holds nothing: remove it with shardlog node remove 3")
+	t.Logf("healthy again %.1f s after the stop:\n%s", time.Since(stopped).Seconds(), r.stdout)
+}
+
+// pollHealth runs cluster health until it exits with code, for up to bound.
+func pollHealth(t *testing.T, addr string, bound time.Duration, code int) result {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		r := runBounded(t, t.Context(), addr, nil, 15*time.Second, "cluster", "health")
+		if r.code == code || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // drainFake is an admin server whose node 3 holds two replicas that never move;
 // after cancelAfter DescribeCluster calls (0: never) its drain reads as cancelled.
 type drainFake struct {
@@ -257,6 +298,49 @@ func TestCLINodeDrainTrackerLines(t *testing.T) {
 	after.Topics = nil
 	if lines := tr.update(after); len(lines) != 1 || !strings.Contains(lines[0], "shard t/1 (id 2) no longer exists") || tr.left != 0 {
 		t.Fatalf("deleted topic: %q", lines)
+	}
+}
+
+func TestCLIClusterHealthVerdicts(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(cl *shardlogv1.DescribeClusterResponse)
+		healthy bool
+		want    []string
+	}{
+		{name: "all fine", change: func(*shardlogv1.DescribeClusterResponse) {}, healthy: true,
+			want: []string{"healthy: 4 nodes, 2 shards, all fully replicated and led"}},
+		{name: "dead node holding nothing", healthy: true, change: func(cl *shardlogv1.DescribeClusterResponse) {
+			cl.Nodes = append(cl.Nodes, &shardlogv1.NodeInfo{Num: 5, State: "DEAD"})
+		}, want: []string{"healthy: 5 nodes", "note: node 5 is DEAD and holds nothing: remove it with shardlog node remove 5"}},
+		{name: "suspect voter holding replicas", change: func(cl *shardlogv1.DescribeClusterResponse) {
+			cl.Nodes[2].State, cl.Nodes[2].MetaVoter, cl.Nodes[2].Replicas = "SUSPECT", true, 2
+			cl.Topics[0].Shards[1].UnderReplicated, cl.Topics[0].Shards[1].LeaderNodeId = true, 0
+		}, want: []string{"unhealthy: 1 under-replicated, 1 leaderless, 1 meta voter not ALIVE, 1 node not ALIVE holding replicas",
+			"under-replicated shards:\n  t/1 (id 2): r20@3(SUSPECT),r21@4,r22@2\n", "node 3 (SUSPECT): 2 replicas"}},
+		{name: "move and full disk", change: func(cl *shardlogv1.DescribeClusterResponse) {
+			cl.Moves = []*shardlogv1.MoveInfo{{ShardId: 1, Topic: "t", FromReplicaId: 12, FromNode: 3, ToReplicaId: 40, ToNode: 4, Phase: "catching_up", Reason: "drain"}}
+			cl.Nodes[1].DiskFull = true
+			cl.Nodes[2].Draining, cl.Nodes[2].Replicas = true, 2
+		}, want: []string{"unhealthy: 1 move in progress, 1 node DISK_FULL", "  t/0 (id 1): r12@3->r40@4 catching_up (drain)",
+			"node 2 (ALIVE): DISK_FULL", "note: node 3 is draining: 2 replicas left on it"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := fakeCluster(false)
+			tc.change(cl)
+			r := checkHealth(cl)
+			var out bytes.Buffer
+			writeHealth(&env{stdout: &out}, r)
+			if r.Healthy != tc.healthy {
+				t.Fatalf("healthy %t, want %t:\n%s", r.Healthy, tc.healthy, out.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Fatalf("report lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
 	}
 }
 

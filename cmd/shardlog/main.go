@@ -1,6 +1,6 @@
 // Command shardlog is the one shardlog binary: the server (`shardlog server`), a local
 // development cluster (`shardlog dev`) and the client commands (topics, produce,
-// consume, dump, node). Run `shardlog help` for the list.
+// consume, dump, node, cluster health). Run `shardlog help` for the list.
 package main
 
 import (
@@ -72,6 +72,7 @@ func init() {
 		{"node list", "[--json]", "list nodes by number: state, zone, meta vote, replicas, leaders, disk", cmdNodeList, true},
 		{"node drain", "N [--wait] [--cancel] [--json]", "move every replica off node N (--wait: follow the moves to the end)", cmdNodeDrain, true},
 		{"node remove", "N [--json]", "remove node N, which holds no replica, for good", cmdNodeRemove, true},
+		{"cluster health", "[--json]", "report under-replicated and leaderless shards, moves, down nodes; exit 3 if unhealthy", cmdClusterHealth, true},
 		{"bench", "[--nodes 3|--server host:port] [--shards N] [--record-size B] [--duration 10s] [--json] | matrix", "measure produce/consume throughput, latency and server cost", cmdBench, false},
 		{"chaos", "[--nodes 5] [--faults kill,pause,partition,restart-all] [--duration 60s] [--seed N] [--json]", "run a cluster under faults and check that nothing acknowledged is lost", cmdChaos, false},
 	}
