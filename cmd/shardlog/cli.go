@@ -33,6 +33,9 @@ var errUsage = errors.New("shardlog: usage")
 type globals struct {
 	server  string
 	timeout time.Duration
+	// timeoutSet: --timeout was given before the command name (a command checks its
+	// own flag set with flagGiven), for commands whose overall bound defaults longer.
+	timeoutSet bool
 }
 
 // usageError is a command line mistake: it prints usage and exits with status 2.
@@ -67,24 +70,53 @@ func run(ctx context.Context, args []string, e *env) int {
 		usage(e.stderr)
 		return 2
 	}
-	name, rest := fs.Arg(0), fs.Args()[1:]
-	if name == "help" {
+	g.timeoutSet = flagGiven(fs, "timeout")
+	if fs.Arg(0) == "help" {
 		usage(e.stdout)
 		return 0
 	}
-	for _, c := range commands {
-		if c.name == name {
-			err := c.run(ctx, e, g, rest)
-			if i := interruption(ctx); i != nil && err != nil && c.client {
-				var ie *interruptError
-				if !errors.As(err, &ie) {
-					err = &interruptError{by: i}
-				}
-			}
-			return fail(e, err)
+	c, rest, err := lookup(e, fs.Args())
+	if err != nil {
+		return fail(e, err)
+	}
+	err = c.run(ctx, e, g, rest)
+	if i := interruption(ctx); i != nil && err != nil && c.client {
+		var ie *interruptError
+		if !errors.As(err, &ie) {
+			err = &interruptError{by: i}
 		}
 	}
-	return fail(e, usagef("", "unknown command %q", name))
+	return fail(e, err)
+}
+
+// lookup finds the command args start with: one word ("dump") or, for a group
+// of commands ("node list", "node drain"), two.
+func lookup(e *env, args []string) (command, []string, error) {
+	name := args[0]
+	group := false
+	for _, c := range commands {
+		if c.name == name {
+			return c, args[1:], nil
+		}
+		group = group || strings.HasPrefix(c.name, name+" ")
+	}
+	if !group {
+		return command{}, nil, usagef("", "unknown command %q", name)
+	}
+	if len(args) > 1 {
+		switch args[1] {
+		case "-h", "-help", "--help", "help":
+			commandUsage(e.stdout, name, nil)
+			return command{}, nil, flag.ErrHelp
+		}
+		for _, c := range commands {
+			if c.name == name+" "+args[1] {
+				return c, args[2:], nil
+			}
+		}
+		return command{}, nil, usagef(name, "unknown command %q", name+" "+args[1])
+	}
+	return command{}, nil, usagef(name, "%s needs a subcommand", name)
 }
 
 // fail reports err as one line on stderr and returns the exit status for it.
@@ -149,18 +181,25 @@ func usage(w io.Writer) {
 		defaultServer, serverEnv, defaultTimeout)
 	fmt.Fprintf(w, "  --timeout bounds connecting and each request; in produce also each record's delivery\n"+
 		"  unless --delivery-timeout is given; in consume a shard that returns no record for that\n"+
-		"  long before its end fails the command (with --follow: failing fetches are reported)\n"+
-		"client commands end at once on SIGINT (exit status 130) or SIGTERM (143)\n")
+		"  long before its end fails the command (with --follow: failing fetches are reported);\n"+
+		"  in node drain --wait it also bounds the whole wait (default %s there)\n"+
+		"client commands end at once on SIGINT (exit status 130) or SIGTERM (143)\n"+
+		"exit status: 0 done, 1 error, 2 usage, 3 cluster health found the cluster unhealthy\n", drainWaitDefault)
 	fmt.Fprintf(w, "run 'shardlog COMMAND -h' for a command's flags\n")
 }
 
 func commandUsage(w io.Writer, name string, fs *flag.FlagSet) {
+	group := false
 	for _, c := range commands {
-		if c.name == name {
+		if c.name == name || strings.HasPrefix(c.name, name+" ") {
 			fmt.Fprintf(w, "usage: shardlog %s %s\n", c.name, c.args)
+			group = group || c.name != name
 		}
 	}
 	if fs == nil {
+		if group {
+			name += " SUBCOMMAND"
+		}
 		fmt.Fprintf(w, "run 'shardlog %s -h' for its flags\n", name)
 		return
 	}

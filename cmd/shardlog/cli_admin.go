@@ -1,8 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,6 +116,7 @@ func retentionString(s *shardlogv1.TopicSpec) string {
 
 func cmdDescribeTopic(ctx context.Context, e *env, g globals, args []string) error {
 	fs := newFlags("describe-topic", &g)
+	asJSON := fs.Bool("json", false, "print a JSON object (nodes by number)")
 	pos, err := parse(e, fs, args, 1)
 	if err != nil {
 		return err
@@ -125,36 +130,40 @@ func cmdDescribeTopic(ctx context.Context, e *env, g globals, args []string) err
 		if err != nil {
 			return err
 		}
+		if *asJSON {
+			return writeJSON(e.stdout, topicJSONOf(info))
+		}
 		s := info.GetSpec()
 		fmt.Fprintf(e.stdout, "topic %s: %d shards, replication factor %d, compression %s, retention %s\n",
 			s.GetName(), len(info.GetShards()), s.GetReplicationFactor(), s.GetCompression(), retentionString(s))
 		tw := table(e.stdout)
 		fmt.Fprintln(tw, "SHARD\tSHARD_ID\tLEADER\tREPLICAS\tFIRST\tNEXT\tSTATUS")
 		for _, sh := range info.GetShards() {
-			st := sh.GetStatusError()
-			if st == "" {
-				st = "ok"
-			}
-			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\n", sh.GetIndex(), sh.GetShardId(), nodeString(sh.GetLeaderNodeId()),
-				replicasString(sh.GetReplicas()), sh.GetFirstOffset(), sh.GetNextOffset(), st)
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\n", sh.GetIndex(), sh.GetShardId(), leaderString(sh),
+				replicasString(sh.GetReplicas()), sh.GetFirstOffset(), sh.GetNextOffset(), shardStatus(sh))
 		}
 		return tw.Flush()
 	})
 }
 
-// nodeString renders a node ID, with "-" for none.
-func nodeString(id uint64) string {
-	if id == 0 {
-		return "-"
+// numString renders a node number; "?" when the server sent none (0).
+func numString(num uint32) string {
+	if num == 0 {
+		return "?"
 	}
-	return fmt.Sprint(id)
+	return fmt.Sprint(num)
 }
 
-// replicasString renders replicas as r<replica>@<node>, the leader marked with '*'.
+// replicaString renders a replica as r<replica>@<node number>.
+func replicaString(replica uint64, num uint32) string {
+	return fmt.Sprintf("r%d@%s", replica, numString(num))
+}
+
+// replicasString renders replicas as r<replica>@<node number>, the leader marked with '*'.
 func replicasString(rs []*shardlogv1.ReplicaInfo) string {
 	parts := make([]string, 0, len(rs))
 	for _, r := range rs {
-		p := fmt.Sprintf("r%d@%d", r.GetReplicaId(), r.GetNodeId())
+		p := replicaString(r.GetReplicaId(), r.GetNodeNum())
 		if r.GetLeader() {
 			p += "*"
 		}
@@ -166,6 +175,100 @@ func replicasString(rs []*shardlogv1.ReplicaInfo) string {
 	return strings.Join(parts, ",")
 }
 
+// leaderNum is the number of the node leading the shard, 0 for none or unknown.
+func leaderNum(sh *shardlogv1.ShardInfo) uint32 {
+	for _, r := range sh.GetReplicas() {
+		if sh.GetLeaderNodeId() != 0 && r.GetNodeId() == sh.GetLeaderNodeId() {
+			return r.GetNodeNum()
+		}
+	}
+	return 0
+}
+
+// leaderString is a shard's LEADER column: the leader's node number, "-" for none.
+func leaderString(sh *shardlogv1.ShardInfo) string {
+	if sh.GetLeaderNodeId() == 0 {
+		return "-"
+	}
+	return numString(leaderNum(sh))
+}
+
+func metaLeaderString(cl *shardlogv1.DescribeClusterResponse) string {
+	if cl.GetMetaLeaderNodeId() == 0 {
+		return "-"
+	}
+	return numString(cl.GetMetaLeaderNum())
+}
+
+// moveString renders a move in progress: "r7@3->r40@5 catching_up".
+func moveString(m *shardlogv1.MoveInfo) string {
+	return fmt.Sprintf("%s->%s %s", replicaString(m.GetFromReplicaId(), m.GetFromNode()),
+		replicaString(m.GetToReplicaId(), m.GetToNode()), m.GetPhase())
+}
+
+// shardStatus is a shard's STATUS column: why its offsets could not be read,
+// under-replicated, the move in progress; "ok" when none applies.
+func shardStatus(sh *shardlogv1.ShardInfo) string {
+	var parts []string
+	if st := sh.GetStatusError(); st != "" {
+		parts = append(parts, st)
+	}
+	if sh.GetUnderReplicated() {
+		parts = append(parts, "under-replicated")
+	}
+	if m := sh.GetMove(); m != nil {
+		parts = append(parts, "moving "+moveString(m))
+	}
+	if len(parts) == 0 {
+		return "ok"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// nodesByNum returns cl's nodes in number order (the server sends them in node ID
+// order, which means nothing to a reader).
+func nodesByNum(cl *shardlogv1.DescribeClusterResponse) []*shardlogv1.NodeInfo {
+	return slices.SortedStableFunc(slices.Values(cl.GetNodes()), func(a, b *shardlogv1.NodeInfo) int {
+		return cmp.Compare(a.GetNum(), b.GetNum())
+	})
+}
+
+// stateString is a node's STATE column: its gossip state, with DRAINING appended.
+func stateString(state string, draining bool) string {
+	if draining {
+		return state + ",DRAINING"
+	}
+	return state
+}
+
+func metaString(voter, leader bool) string {
+	switch {
+	case leader:
+		return "leader"
+	case voter:
+		return "voter"
+	}
+	return "-"
+}
+
+func describeCluster(ctx context.Context, g globals, c *client.Client) (cl *shardlogv1.DescribeClusterResponse, err error) {
+	err = g.call(ctx, func(ctx context.Context) (err error) {
+		cl, err = c.DescribeCluster(ctx)
+		return err
+	})
+	return cl, err
+}
+
+// writeJSON prints v indented, with a final newline.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
 func cmdDump(ctx context.Context, e *env, g globals, args []string) error {
 	fs := newFlags("dump", &g)
 	asJSON := fs.Bool("json", false, "print the DescribeCluster answer as JSON")
@@ -173,11 +276,7 @@ func cmdDump(ctx context.Context, e *env, g globals, args []string) error {
 		return err
 	}
 	return withClient(ctx, e, g, func(c *client.Client) error {
-		var cl *shardlogv1.DescribeClusterResponse
-		err := g.call(ctx, func(ctx context.Context) (err error) {
-			cl, err = c.DescribeCluster(ctx)
-			return err
-		})
+		cl, err := describeCluster(ctx, g, c)
 		if err != nil {
 			return err
 		}
@@ -195,25 +294,40 @@ func cmdDump(ctx context.Context, e *env, g globals, args []string) error {
 }
 
 func writeDump(e *env, cl *shardlogv1.DescribeClusterResponse) {
-	fmt.Fprintf(e.stdout, "cluster: answered by node %d, meta leader %s, meta index %d\n\nNODES\n",
-		cl.GetThisNodeId(), nodeString(cl.GetMetaLeaderNodeId()), cl.GetMetaIndex())
+	fmt.Fprintf(e.stdout, "cluster: answered by node %s, meta leader %s, meta index %d\n\nNODES\n",
+		numString(cl.GetThisNodeNum()), metaLeaderString(cl), cl.GetMetaIndex())
 	tw := table(e.stdout)
-	fmt.Fprintln(tw, "NODE\tSTATE\tZONE\tCLIENT\tRAFT\tGOSSIP\tMETA_VOTER\tREPLICAS\tLEADERS\tDISK")
-	for _, n := range cl.GetNodes() {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%t\t%d\t%d\t%s\n", n.GetNodeId(), n.GetState(), orDash(n.GetZone()),
-			n.GetClientAddr(), n.GetRaftAddr(), n.GetGossipAddr(), n.GetMetaVoter(), n.GetReplicas(), n.GetLeaders(), diskString(n))
+	fmt.Fprintln(tw, "NODE\tSTATE\tZONE\tCLIENT\tRAFT\tGOSSIP\tMETA\tREPLICAS\tLEADERS\tDISK")
+	for _, n := range nodesByNum(cl) {
+		leader := n.GetNum() != 0 && n.GetNum() == cl.GetMetaLeaderNum()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", numString(n.GetNum()), stateString(n.GetState(), n.GetDraining()),
+			orDash(n.GetZone()), n.GetClientAddr(), n.GetRaftAddr(), n.GetGossipAddr(), metaString(n.GetMetaVoter(), leader),
+			n.GetReplicas(), n.GetLeaders(), diskString(n))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(e.stdout, "\nTOPICS")
 	writeTopics(e, cl.GetTopics())
 	fmt.Fprintln(e.stdout, "\nPLACEMENT")
 	tw = table(e.stdout)
-	fmt.Fprintln(tw, "TOPIC\tSHARD\tSHARD_ID\tLEADER\tREPLICAS")
+	fmt.Fprintln(tw, "TOPIC\tSHARD\tSHARD_ID\tLEADER\tREPLICAS\tSTATUS")
 	for _, t := range cl.GetTopics() {
 		for _, sh := range t.GetShards() {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", t.GetSpec().GetName(), sh.GetIndex(), sh.GetShardId(),
-				nodeString(sh.GetLeaderNodeId()), replicasString(sh.GetReplicas()))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", t.GetSpec().GetName(), sh.GetIndex(), sh.GetShardId(),
+				leaderString(sh), replicasString(sh.GetReplicas()), shardStatus(sh))
 		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(e.stdout, "\nMOVES")
+	if len(cl.GetMoves()) == 0 {
+		fmt.Fprintln(e.stdout, "none in progress")
+		return
+	}
+	tw = table(e.stdout)
+	fmt.Fprintln(tw, "TOPIC\tSHARD\tSHARD_ID\tFROM\tTO\tPHASE\tREASON")
+	for _, m := range cl.GetMoves() {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", m.GetTopic(), m.GetShardIndex(), m.GetShardId(),
+			replicaString(m.GetFromReplicaId(), m.GetFromNode()), replicaString(m.GetToReplicaId(), m.GetToNode()),
+			m.GetPhase(), m.GetReason())
 	}
 	_ = tw.Flush()
 }
@@ -247,4 +361,71 @@ func withClient(ctx context.Context, e *env, g globals, f func(*client.Client) e
 	}
 	defer c.Close()
 	return f(c)
+}
+
+// topicJSON is describe-topic's --json answer. Its shape is ours (not the proto's):
+// nodes go by their readable number.
+type topicJSON struct {
+	Name              string      `json:"name"`
+	Shards            int         `json:"shards"`
+	ReplicationFactor uint32      `json:"replication_factor"`
+	Compression       string      `json:"compression"`
+	RetentionMs       int64       `json:"retention_ms"`
+	RetentionBytes    int64       `json:"retention_bytes"`
+	ShardList         []shardJSON `json:"shard_list"`
+}
+
+type shardJSON struct {
+	Index           uint32        `json:"index"`
+	ShardID         uint64        `json:"shard_id"`
+	Leader          uint32        `json:"leader"` // node number; 0 for none
+	Replicas        []replicaJSON `json:"replicas"`
+	FirstOffset     uint64        `json:"first_offset"`
+	NextOffset      uint64        `json:"next_offset"`
+	StatusError     string        `json:"status_error"`
+	UnderReplicated bool          `json:"under_replicated"`
+	Move            *moveJSON     `json:"move"` // null when none is in progress
+}
+
+type replicaJSON struct {
+	Replica uint64 `json:"replica"`
+	Node    uint32 `json:"node"`
+	Leader  bool   `json:"leader"`
+}
+
+type moveJSON struct {
+	Topic       string `json:"topic"`
+	ShardIndex  uint32 `json:"shard_index"`
+	ShardID     uint64 `json:"shard_id"`
+	FromReplica uint64 `json:"from_replica"`
+	FromNode    uint32 `json:"from_node"`
+	ToReplica   uint64 `json:"to_replica"`
+	ToNode      uint32 `json:"to_node"`
+	Phase       string `json:"phase"`
+	Reason      string `json:"reason"`
+}
+
+func moveJSONOf(m *shardlogv1.MoveInfo) *moveJSON {
+	if m == nil {
+		return nil
+	}
+	return &moveJSON{Topic: m.GetTopic(), ShardIndex: m.GetShardIndex(), ShardID: m.GetShardId(),
+		FromReplica: m.GetFromReplicaId(), FromNode: m.GetFromNode(), ToReplica: m.GetToReplicaId(), ToNode: m.GetToNode(),
+		Phase: m.GetPhase(), Reason: m.GetReason()}
+}
+
+func topicJSONOf(info *shardlogv1.TopicInfo) topicJSON {
+	s := info.GetSpec()
+	t := topicJSON{Name: s.GetName(), Shards: len(info.GetShards()), ReplicationFactor: s.GetReplicationFactor(),
+		Compression: s.GetCompression(), RetentionMs: s.GetRetentionMs(), RetentionBytes: s.GetRetentionBytes(), ShardList: []shardJSON{}}
+	for _, sh := range info.GetShards() {
+		sj := shardJSON{Index: sh.GetIndex(), ShardID: sh.GetShardId(), Leader: leaderNum(sh), Replicas: []replicaJSON{},
+			FirstOffset: sh.GetFirstOffset(), NextOffset: sh.GetNextOffset(), StatusError: sh.GetStatusError(),
+			UnderReplicated: sh.GetUnderReplicated(), Move: moveJSONOf(sh.GetMove())}
+		for _, r := range sh.GetReplicas() {
+			sj.Replicas = append(sj.Replicas, replicaJSON{Replica: r.GetReplicaId(), Node: r.GetNodeNum(), Leader: r.GetLeader()})
+		}
+		t.ShardList = append(t.ShardList, sj)
+	}
+	return t
 }

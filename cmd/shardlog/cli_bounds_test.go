@@ -183,6 +183,14 @@ func (hungServer) DescribeCluster(ctx context.Context, _ *shardlogv1.DescribeClu
 	return hang[*shardlogv1.DescribeClusterResponse](ctx)
 }
 
+func (hungServer) DrainNode(ctx context.Context, _ *shardlogv1.DrainNodeRequest) (*shardlogv1.DrainNodeResponse, error) {
+	return hang[*shardlogv1.DrainNodeResponse](ctx)
+}
+
+func (hungServer) RemoveNode(ctx context.Context, _ *shardlogv1.RemoveNodeRequest) (*shardlogv1.RemoveNodeResponse, error) {
+	return hang[*shardlogv1.RemoveNodeResponse](ctx)
+}
+
 // serve starts a gRPC server for admin and log on 127.0.0.1 and returns its address.
 func serve(t *testing.T, admin shardlogv1.AdminServer, log shardlogv1.LogServer) string {
 	t.Helper()
@@ -201,6 +209,8 @@ func serve(t *testing.T, admin shardlogv1.AdminServer, log shardlogv1.LogServer)
 var clientCommands = [][]string{
 	{"create-topic", "x"}, {"delete-topic", "x"}, {"topics"}, {"describe-topic", "x"}, {"dump"},
 	{"produce", "x"}, {"consume", "x"}, {"consume", "x", "--follow"},
+	{"node", "list"}, {"node", "drain", "3"}, {"node", "drain", "3", "--wait"}, {"node", "drain", "3", "--cancel"},
+	{"node", "remove", "3"}, {"cluster", "health"},
 }
 
 // TestCLIHungServerBounded: against a server that never answers, every client command

@@ -79,9 +79,9 @@ func TestDumpShowsDiskState(t *testing.T) {
 	var out bytes.Buffer
 	e := &env{stdout: &out}
 	writeDump(e, &shardlogv1.DescribeClusterResponse{ThisNodeId: 1, Nodes: []*shardlogv1.NodeInfo{
-		{NodeId: 1, State: "ALIVE", DiskFreeBytes: 3 << 30, MinFreeDiskBytes: 1 << 30},
-		{NodeId: 2, State: "ALIVE", DiskFull: true, DiskFreeBytes: 900 << 20, MinFreeDiskBytes: 1 << 30},
-		{NodeId: 3, State: "ALIVE"},
+		{NodeId: 1, Num: 1, State: "ALIVE", DiskFreeBytes: 3 << 30, MinFreeDiskBytes: 1 << 30},
+		{NodeId: 2, Num: 2, State: "ALIVE", DiskFull: true, DiskFreeBytes: 900 << 20, MinFreeDiskBytes: 1 << 30},
+		{NodeId: 3, Num: 3, State: "ALIVE"},
 	}})
 	lines := strings.Split(out.String(), "\n")
 	find := func(prefix string) string {

@@ -1,6 +1,6 @@
 // Command shardlog is the one shardlog binary: the server (`shardlog server`), a local
 // development cluster (`shardlog dev`) and the client commands (topics, produce,
-// consume, dump). Run `shardlog help` for the list.
+// consume, dump, node, cluster health). Run `shardlog help` for the list.
 package main
 
 import (
@@ -65,10 +65,14 @@ func init() {
 		{"create-topic", "NAME --shards N --replication-factor R [--retention 24h] [--retention-bytes N] [--compression none|s2|zstd]", "create a topic", cmdCreateTopic, true},
 		{"delete-topic", "NAME", "delete a topic and its data", cmdDeleteTopic, true},
 		{"topics", "", "list topics", cmdTopics, true},
-		{"describe-topic", "NAME", "show a topic's shards, replicas, leaders and offsets", cmdDescribeTopic, true},
+		{"describe-topic", "NAME [--json]", "show a topic's shards, replicas (r<replica>@<node>), leaders, offsets, moves", cmdDescribeTopic, true},
 		{"produce", "TOPIC [--key K] [--shard N] [--delivery-timeout D]", "produce one record per stdin line", cmdProduce, true},
 		{"consume", "TOPIC [--shard N] [--from-beginning|--offset O] [--max N] [--follow] [--format text|json]", "print records", cmdConsume, true},
-		{"dump", "[--json]", "show nodes, topics, placement and meta state", cmdDump, true},
+		{"dump", "[--json]", "show nodes, topics, placement, moves in progress and meta state", cmdDump, true},
+		{"node list", "[--json]", "list nodes by number: state, zone, meta vote, replicas, leaders, disk", cmdNodeList, true},
+		{"node drain", "N [--wait] [--cancel] [--json]", "move every replica off node N (--wait: follow the moves to the end)", cmdNodeDrain, true},
+		{"node remove", "N [--json]", "remove node N, which holds no replica, for good", cmdNodeRemove, true},
+		{"cluster health", "[--json]", "report under-replicated and leaderless shards, moves, down nodes; exit 3 if unhealthy", cmdClusterHealth, true},
 		{"bench", "[--nodes 3|--server host:port] [--shards N] [--record-size B] [--duration 10s] [--json] | matrix", "measure produce/consume throughput, latency and server cost", cmdBench, false},
 		{"chaos", "[--nodes 5] [--faults kill,pause,partition,restart-all] [--duration 60s] [--seed N] [--json]", "run a cluster under faults and check that nothing acknowledged is lost", cmdChaos, false},
 	}
