@@ -1,9 +1,11 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -251,6 +253,8 @@ func (s *adminService) DescribeCluster(ctx context.Context, _ *pb.DescribeCluste
 		counts[nd.ID] = ni
 		resp.Nodes = append(resp.Nodes, ni)
 	}
+	// Operators read nodes by number: 1, 2, 3, ...
+	slices.SortFunc(resp.Nodes, func(a, b *pb.NodeInfo) int { return cmp.Compare(a.Num, b.Num) })
 	for _, m := range v.SortedMoves() {
 		resp.Moves = append(resp.Moves, moveInfo(v, m))
 	}
