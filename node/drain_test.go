@@ -67,6 +67,9 @@ func TestClusterDrainAndRemoveUnderLoad(t *testing.T) {
 	if _, err := cl.CreateTopicAndWait(ctx, &pb.TopicSpec{Name: "drain", Shards: 6, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)
 	}
+	if first := numOf(t, cl, c.Node(0).ID()); first != 1 {
+		t.Fatalf("the bootstrap node has number %d, want 1", first)
+	}
 	num := numOf(t, cl, c.Node(3).ID())
 	if n, _, _ := replicasOn(ctx, cl, num); n == 0 {
 		t.Fatalf("node %d holds no replica before the drain: the test would prove nothing", num)

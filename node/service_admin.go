@@ -334,6 +334,14 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 				req.ClientAddr, req.RaftAddr, nd.ID)
 		}
 	}
+	if _, ok := v.Nodes[n.id.NodeID]; !ok {
+		// The first node registers itself in registerLoop; a join that comes
+		// first would take number 1. Register this node now (the same command
+		// registerLoop proposes: applying it twice changes nothing).
+		if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpRegisterNode, RegisterNode: &meta.RegisterNode{Node: n.self(v)}}); err != nil {
+			return nil, fmt.Errorf("join: register the meta leader first: %w", err)
+		}
+	}
 	// The apply chooses voter or non-voting (a registered node keeps its flag),
 	// in log order, so joins through two leaders cannot both take the last seat.
 	reg := &meta.RegisterNode{MetaVoters: n.cfg.MetaVoters, Node: meta.Node{ID: joiner,

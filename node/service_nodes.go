@@ -114,12 +114,35 @@ func (s *adminService) RemoveNode(ctx context.Context, req *pb.RemoveNodeRequest
 	if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpRemoveNode, RemoveNode: &meta.RemoveNode{Node: nd.ID}}); err != nil {
 		return nil, err
 	}
+	n.letRemovedNodeLeave(ctx, nd)
 	if err := n.removeMetaMember(ctx, nd.ID); err != nil {
 		return nil, fmt.Errorf("node %d is removed from the table, but not yet from the meta Raft group (the controller retries): %w", nd.Num, err)
 	}
 	n.log.Info("node removed", "removed", nd.Num, "removed_id", nd.ID)
 	n.notifyMeta(0)
 	return &pb.RemoveNodeResponse{Node: n.nodeInfo(nd)}, nil
+}
+
+// letRemovedNodeLeave gives a removed node that still runs the chance to see its
+// removal before it is taken out of the meta Raft group (after that its copy of
+// the meta state stops): a DescribeCluster makes it read the meta group, and its
+// meta loop then leaves gossip. It waits at most a few seconds for gossip to
+// report the node LEFT; a node that is down is not waited for.
+func (n *Node) letRemovedNodeLeave(ctx context.Context, nd *meta.Node) {
+	if n.nodeState(nd.ID) != gossip.StateAlive {
+		return
+	}
+	if conn, err := n.dial(nd.ClientAddr); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, n.cfg.DownProbeTimeout)
+		_, _ = pb.NewAdminClient(conn).DescribeCluster(cctx, &pb.DescribeClusterRequest{})
+		cancel()
+	}
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
+		if n.nodeState(nd.ID) == gossip.StateLeft {
+			return
+		}
+	}
+	n.log.Warn("removed node did not leave gossip in time; taking it out of the meta group anyway", "removed", nd.Num)
 }
 
 // forwardToNode calls a registered node by ID.
