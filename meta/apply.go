@@ -54,6 +54,8 @@ func (s *State) Apply(index uint64, c Command) Result {
 		data, err = s.removeNode(*c.RemoveNode)
 	case c.Op == OpSetMetaVoter && c.SetMetaVoter != nil:
 		data, err = s.setMetaVoter(*c.SetMetaVoter)
+	case c.Op == OpNewMetaReplica && c.NewMetaReplica != nil:
+		data, err = s.newMetaReplica(*c.NewMetaReplica)
 	default:
 		err = errorf(CodeInvalidArgument, "%v", c.check())
 	}
@@ -89,7 +91,7 @@ func (s *State) registerNode(index uint64, rn RegisterNode) ([]byte, *Error) {
 		n.MetaVoter = s.metaVoters() < rn.MetaVoters
 	}
 	if ok {
-		n.JoinedIndex, n.Num, n.Draining = old.JoinedIndex, old.Num, old.Draining
+		n.JoinedIndex, n.Num, n.Draining, n.MetaReplica = old.JoinedIndex, old.Num, old.Draining, old.MetaReplica
 	} else {
 		n.JoinedIndex, n.Num, n.Draining = index, s.NextNodeNum, false
 		s.NextNodeNum++

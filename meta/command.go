@@ -27,6 +27,8 @@ const (
 	OpRemoveNode = "remove_node"
 	// OpSetMetaVoter records a node's meta group role.
 	OpSetMetaVoter = "set_meta_voter"
+	// OpNewMetaReplica gives a node a new meta replica ID.
+	OpNewMetaReplica = "new_meta_replica"
 )
 
 // Command is one entry of the meta group's log. Exactly the payload named by
@@ -52,6 +54,8 @@ type Command struct {
 	RemoveNode *RemoveNode `json:"remove_node,omitempty"`
 	// SetMetaVoter records a node's meta role (OpSetMetaVoter).
 	SetMetaVoter *SetMetaVoter `json:"set_meta_voter,omitempty"`
+	// NewMetaReplica names the node to give a new meta replica ID (OpNewMetaReplica).
+	NewMetaReplica *NewMetaReplica `json:"new_meta_replica,omitempty"`
 }
 
 // RegisterNode asks for a node to be inserted or updated. Its JSON is the
@@ -166,6 +170,7 @@ func (c Command) check() error {
 		OpSetNodeDraining:    c.SetNodeDraining != nil,
 		OpRemoveNode:         c.RemoveNode != nil,
 		OpSetMetaVoter:       c.SetMetaVoter != nil,
+		OpNewMetaReplica:     c.NewMetaReplica != nil,
 	}
 	set := 0
 	for _, p := range payloads {

@@ -246,3 +246,34 @@ func TestMetaNodesWithoutNumbersGetThemInJoinOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestMetaNewMetaReplica(t *testing.T) {
+	s := movesState(t, 3, 1)
+	if got := s.Nodes[2].MetaReplicaID(); got != 2 {
+		t.Fatalf("meta replica of node 2 = %d, want its node ID", got)
+	}
+	next := s.NextReplicaID
+	if err := apply(s, Command{Op: OpSetMetaVoter, SetMetaVoter: &SetMetaVoter{Node: 2, Voter: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(s, Command{Op: OpNewMetaReplica, NewMetaReplica: &NewMetaReplica{Node: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	n := s.Nodes[2]
+	if n.MetaReplicaID() != uint64(next) || n.MetaVoter || s.NextReplicaID != next+1 {
+		t.Fatalf("node 2 after a new meta replica: %+v (next replica ID %d)", *n, s.NextReplicaID)
+	}
+	if got, ok := s.NodeByMetaReplica(uint64(next)); !ok || got.ID != 2 {
+		t.Fatal("NodeByMetaReplica does not find node 2 by its new meta replica")
+	}
+	// The node re-registering itself keeps its meta replica.
+	if err := apply(s, register(Node{ID: 2, ClientAddr: "h:9"})); err != nil {
+		t.Fatal(err)
+	}
+	if s.Nodes[2].MetaReplicaID() != uint64(next) {
+		t.Fatal("re-registering dropped the new meta replica ID")
+	}
+	if err := apply(s, Command{Op: OpNewMetaReplica, NewMetaReplica: &NewMetaReplica{Node: 9}}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("new meta replica of an unknown node: %v", err)
+	}
+}

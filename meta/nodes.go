@@ -33,6 +33,25 @@ type SetMetaVoter struct {
 	Voter bool `json:"voter"`
 }
 
+// NewMetaReplica gives a registered node a new replica ID in the meta group, as a
+// non-voter: its old one was removed from the group while the node was gone.
+type NewMetaReplica struct {
+	// Node is the node's ID.
+	Node ids.NodeID `json:"node"`
+}
+
+// newMetaReplica allocates the node's new meta replica ID, returning its JSON.
+func (s *State) newMetaReplica(nm NewMetaReplica) ([]byte, *Error) {
+	n, ok := s.Nodes[nm.Node]
+	if !ok {
+		return nil, s.unknownNode(nm.Node)
+	}
+	n.MetaReplica = s.NextReplicaID
+	s.NextReplicaID++
+	n.MetaVoter = false
+	return mustJSON(n), nil
+}
+
 // setNodeDraining sets or clears a node's Draining flag, returning its JSON.
 func (s *State) setNodeDraining(sd SetNodeDraining) ([]byte, *Error) {
 	n, ok := s.Nodes[sd.Node]

@@ -39,6 +39,28 @@ type Node struct {
 	// Draining is set while an operator empties the node (node drain): its
 	// replicas move off and it receives none.
 	Draining bool `json:"draining,omitempty"`
+	// MetaReplica is the node's replica ID in the meta group when it is not the
+	// node ID: a node whose meta replica was removed while it was gone rejoins
+	// with a new one (dragonboat never lets a removed ID back). 0: the node ID.
+	MetaReplica ids.ReplicaID `json:"meta_replica,omitempty"`
+}
+
+// MetaReplicaID is the node's replica ID in the meta Raft group.
+func (n *Node) MetaReplicaID() uint64 {
+	if n.MetaReplica != 0 {
+		return uint64(n.MetaReplica)
+	}
+	return uint64(n.ID)
+}
+
+// NodeByMetaReplica finds the node whose meta replica ID is rid.
+func (s *State) NodeByMetaReplica(rid uint64) (*Node, bool) {
+	for _, n := range s.Nodes {
+		if n.MetaReplicaID() == rid {
+			return n, true
+		}
+	}
+	return nil, false
 }
 
 // Replica is one shard replica: its dragonboat ReplicaID and the node hosting it.

@@ -202,10 +202,20 @@ func TestClusterZoneLossKeepsShardsWritable(t *testing.T) {
 }
 
 // TestClusterNodeBackAfterItsReplicasMoved: a node that returns after its
-// replicas were moved deletes them and their data, and holds nothing. (One that
-// returns before --dead-after keeps its replicas and catches up:
-// TestClusterLeaderLossRestartAndCatchUp.)
+// replicas were moved deletes them and their data, and holds nothing; a meta voter
+// that was replaced rejoins the meta group with a new meta replica and its view
+// follows the cluster again. (One that returns before --dead-after keeps its
+// replicas and catches up: TestClusterLeaderLossRestartAndCatchUp.)
 func TestClusterNodeBackAfterItsReplicasMoved(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		victim int
+	}{{"non-voter", 3}, {"meta voter", 1}} {
+		t.Run(tc.name, func(t *testing.T) { nodeBack(t, tc.victim) })
+	}
+}
+
+func nodeBack(t *testing.T, victim int) {
 	c := nodetest.Start(t, 4, func(i int, cfg *node.Config) {
 		cfg.DeadAfter = 3 * time.Second
 		cfg.Balance = false // the returning node would get replicas back
@@ -216,29 +226,40 @@ func TestClusterNodeBackAfterItsReplicasMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceN(t, cl, "back", 400, "v")
-	victim := 3 // not a meta voter: its meta replica stays a member
 	id := c.Node(victim).ID()
 	num := numOf(t, cl, id)
-	before := c.Node(victim).Store()
-	shards, err := before.Shards()
+	shards, err := c.Node(victim).Store().Shards()
 	if err != nil || len(shards) == 0 {
 		t.Fatalf("node %d holds no shard data before it stops (%v)", num, err)
 	}
 	c.Stop(victim)
 	waitHealthy(t, cl, 3, 3, map[uint64]bool{uint64(id): true}, 60*time.Second)
+	// A topic created while it was away: its view must learn of it.
+	if _, err := cl.CreateTopicAndWait(ctx, &pb.TopicSpec{Name: "while-away", Shards: 1, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
 	c.Restart(victim)
-	deadline := time.Now().Add(30 * time.Second)
+	back := c.Client(victim)
+	deadline := time.Now().Add(45 * time.Second)
 	for {
 		local, err := c.Node(victim).Store().Shards()
-		if err == nil && len(local) == 0 {
+		_, derr := back.DescribeTopic(ctx, "while-away", false)
+		if err == nil && len(local) == 0 && derr == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %d still has data of shards %v 30 s after it returned (%v)", num, local, err)
+			t.Fatalf("node %d 45 s after it returned: data of shards %v (%v); its view of the new topic: %v", num, local, err, derr)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 	if n, _, err := replicasOn(ctx, cl, num); err != nil || n != 0 {
 		t.Fatalf("node %d holds %d replicas after it returned (%v)", num, n, err)
+	}
+	resp, err := back.DescribeCluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ThisNodeNum != num {
+		t.Fatalf("answered by node %d, want the returned node %d", resp.ThisNodeNum, num)
 	}
 }

@@ -137,7 +137,7 @@ func (n *Node) healMeta(ctx context.Context, v *meta.State, snap placement.Snaps
 	switch {
 	case plan.Add != 0:
 		nd := v.Nodes[plan.Add]
-		if err := n.addMetaMember(ctx, nd.ID, nd.RaftAddr, true); err != nil {
+		if err := n.addMetaMember(ctx, nd.MetaReplicaID(), nd.RaftAddr, true); err != nil {
 			return fmt.Errorf("promote node %d to meta voter: %w", nd.Num, err)
 		}
 		if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpSetMetaVoter, SetMetaVoter: &meta.SetMetaVoter{Node: nd.ID, Voter: true}}); err != nil {
@@ -150,7 +150,7 @@ func (n *Node) healMeta(ctx context.Context, v *meta.State, snap placement.Snaps
 		return n.handOverMeta(v, status)
 	case plan.Remove != 0:
 		nd := v.Nodes[plan.Remove]
-		if err := n.removeMetaMember(ctx, nd.ID); err != nil {
+		if err := n.removeMetaMember(ctx, nd.MetaReplicaID()); err != nil {
 			return fmt.Errorf("remove meta voter %d: %w", nd.Num, err)
 		}
 		if _, _, err := n.proposeMeta(ctx, meta.Command{Op: meta.OpSetMetaVoter, SetMetaVoter: &meta.SetMetaVoter{Node: nd.ID, Voter: false}}); err != nil {
@@ -165,25 +165,25 @@ func (n *Node) healMeta(ctx context.Context, v *meta.State, snap placement.Snaps
 func (n *Node) handOverMeta(v *meta.State, status map[ids.NodeID]placement.NodeStatus) error {
 	for _, nd := range v.SortedNodes() {
 		if nd.MetaVoter && nd.ID != n.id.NodeID && status[nd.ID].Alive && !nd.Draining {
-			return n.nh.RequestLeaderTransfer(uint64(meta.ShardID), uint64(nd.ID))
+			return n.nh.RequestLeaderTransfer(uint64(meta.ShardID), nd.MetaReplicaID())
 		}
 	}
 	return nil
 }
 
-// removeMetaMember takes a node out of the meta Raft group; a node already out
-// is done.
-func (n *Node) removeMetaMember(ctx context.Context, id ids.NodeID) error {
+// removeMetaMember takes a meta replica (a node's MetaReplicaID) out of the meta
+// Raft group; one already out is done.
+func (n *Node) removeMetaMember(ctx context.Context, id uint64) error {
 	return n.changeMembership(ctx, meta.ShardID, func(ctx context.Context, ccid uint64) error {
 		mem, err := n.nh.SyncGetShardMembership(ctx, uint64(meta.ShardID))
 		if err != nil {
 			return err
 		}
-		_, votes := mem.Nodes[uint64(id)]
-		_, learns := mem.NonVotings[uint64(id)]
+		_, votes := mem.Nodes[id]
+		_, learns := mem.NonVotings[id]
 		if !votes && !learns {
 			return nil
 		}
-		return n.nh.SyncRequestDeleteReplica(ctx, uint64(meta.ShardID), uint64(id), ccid)
+		return n.nh.SyncRequestDeleteReplica(ctx, uint64(meta.ShardID), id, ccid)
 	})
 }

@@ -13,7 +13,8 @@ import (
 
 // identity is what a node keeps about itself in <dir>/node.json.
 type identity struct {
-	// NodeID is random, created on first start, and also the node's ReplicaID in the meta group.
+	// NodeID is random, created on first start, and also the node's ReplicaID in the meta
+	// group unless MetaReplicaID says otherwise.
 	NodeID ids.NodeID `json:"node_id"`
 	// RaftAddr is fixed for the directory's lifetime (dragonboat refuses another).
 	RaftAddr string `json:"raft_addr"`
@@ -26,6 +27,10 @@ type identity struct {
 	// AddNonVoting and panics if the replica is not one), and the replay of the
 	// promotion, or the snapshot's membership, makes it a voter again.
 	MetaVoter bool `json:"meta_voter"`
+	// MetaReplicaID is the node's replica ID in the meta group when it is not
+	// NodeID: set when the node rejoined the meta group after its replica there
+	// was removed while it was gone (rejoinMeta). 0: NodeID.
+	MetaReplicaID uint64 `json:"meta_replica_id,omitempty"`
 }
 
 const identityFile = "node.json"

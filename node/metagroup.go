@@ -19,7 +19,7 @@ import (
 func (n *Node) metaReplicaConfig(nonVoting bool) config.Config {
 	return config.Config{
 		ShardID:            uint64(meta.ShardID),
-		ReplicaID:          uint64(n.id.NodeID),
+		ReplicaID:          n.metaRID.Load(),
 		ElectionRTT:        n.cfg.ElectionRTT,
 		HeartbeatRTT:       n.cfg.HeartbeatRTT,
 		CheckQuorum:        true,

@@ -73,6 +73,11 @@ type Node struct {
 	// num is the node's readable number once the view shows it (0 before); the
 	// logger tags every line with it.
 	num *atomic.Uint32
+	// metaRID is the node's replica ID in the meta group (its NodeID unless it
+	// rejoined with a new one); metaLeaderless is since when its meta replica has
+	// known no leader (checkMetaReplica's loop only).
+	metaRID        atomic.Uint64
+	metaLeaderless time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -116,6 +121,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		running:     map[ids.ShardID]ids.ReplicaID{},
 		unseen:      downClock{unseen: map[ids.NodeID]time.Time{}},
 	}
+	n.metaRID.Store(uint64(id.NodeID))
+	if id.MetaReplicaID != 0 {
+		n.metaRID.Store(id.MetaReplicaID)
+	}
 	n.disk = newDiskMonitor(cfg.Dir, cfg.MinFreeDiskBytes, statfs, n.log)
 	n.disk.check() // before gossip starts, so the first metadata carries the disk state
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -152,7 +161,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startGossip(seeds); err != nil {
 		return nil, err
 	}
-	n.wg.Add(8)
+	n.wg.Add(9)
+	go n.every(metaCheckInterval, n.checkMetaReplica)
 	go n.moveLoop()
 	go n.every(n.cfg.HealInterval, n.healPass)
 	go n.metaLoop()

@@ -354,8 +354,12 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 	if err != nil {
 		return nil, fmt.Errorf("join: register node: %w", err)
 	}
+	joined, err = n.renewRemovedMetaReplica(ctx, joined)
+	if err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
 	voter := joined.MetaVoter
-	if err := n.addMetaMember(ctx, joiner, req.RaftAddr, voter); err != nil {
+	if err := n.addMetaMember(ctx, joined.MetaReplicaID(), req.RaftAddr, voter); err != nil {
 		return nil, fmt.Errorf("join: add to meta group: %w", err)
 	}
 	n.notifyMeta(0)
@@ -367,30 +371,31 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 	}
 	sort.Strings(seeds[1:])
 	n.log.Info("node joined", "joiner", joined.Num, "joiner_id", req.NodeId, "client", req.ClientAddr, "meta_voter", voter)
-	return &pb.JoinResponse{MetaVoter: voter, GossipSeeds: seeds, DeploymentId: n.cfg.DeploymentID}, nil
+	return &pb.JoinResponse{MetaVoter: voter, GossipSeeds: seeds, DeploymentId: n.cfg.DeploymentID, MetaReplicaId: joined.MetaReplicaID()}, nil
 }
 
-// addMetaMember adds the node to the meta Raft group unless it already is a member.
-func (n *Node) addMetaMember(ctx context.Context, id ids.NodeID, raftAddr string, voter bool) error {
+// addMetaMember adds a meta replica (a node's MetaReplicaID) to the meta Raft group
+// unless it already is a member.
+func (n *Node) addMetaMember(ctx context.Context, id uint64, raftAddr string, voter bool) error {
 	for attempt := 0; ; attempt++ {
 		mctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
 		m, err := n.nh.SyncGetShardMembership(mctx, uint64(meta.ShardID))
 		cancel()
 		if err == nil {
-			if _, ok := m.Nodes[uint64(id)]; ok {
+			if _, ok := m.Nodes[id]; ok {
 				return nil
 			}
-			if _, ok := m.NonVotings[uint64(id)]; ok && !voter {
+			if _, ok := m.NonVotings[id]; ok && !voter {
 				return nil
 			}
-			if _, ok := m.Removed[uint64(id)]; ok {
-				return status.Errorf(codes.FailedPrecondition, "node %d was removed from the cluster and cannot rejoin with the same ID", id)
+			if _, ok := m.Removed[id]; ok {
+				return status.Errorf(codes.FailedPrecondition, "meta replica %d was removed from the meta group and cannot return with the same ID", id)
 			}
 			actx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
 			if voter {
-				err = n.nh.SyncRequestAddReplica(actx, uint64(meta.ShardID), uint64(id), raftAddr, m.ConfigChangeID)
+				err = n.nh.SyncRequestAddReplica(actx, uint64(meta.ShardID), id, raftAddr, m.ConfigChangeID)
 			} else {
-				err = n.nh.SyncRequestAddNonVoting(actx, uint64(meta.ShardID), uint64(id), raftAddr, m.ConfigChangeID)
+				err = n.nh.SyncRequestAddNonVoting(actx, uint64(meta.ShardID), id, raftAddr, m.ConfigChangeID)
 			}
 			cancel()
 			if err == nil {

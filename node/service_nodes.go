@@ -89,7 +89,7 @@ func (s *adminService) RemoveNode(ctx context.Context, req *pb.RemoveNodeRequest
 		if uint32(num) == req.Node && req.Node != 0 {
 			// Removed already (a retried call): finish the meta group part, if
 			// the first attempt did not get that far, and answer as it would have.
-			if err := n.removeMetaMember(ctx, id); err != nil {
+			if err := n.removeMetaMember(ctx, uint64(id)); err != nil {
 				return nil, err
 			}
 			return &pb.RemoveNodeResponse{Node: &pb.NodeInfo{NodeId: uint64(id), Num: uint32(num), State: "REMOVED"}}, nil
@@ -115,7 +115,7 @@ func (s *adminService) RemoveNode(ctx context.Context, req *pb.RemoveNodeRequest
 		return nil, err
 	}
 	n.letRemovedNodeLeave(ctx, nd)
-	if err := n.removeMetaMember(ctx, nd.ID); err != nil {
+	if err := n.removeMetaMember(ctx, nd.MetaReplicaID()); err != nil {
 		return nil, fmt.Errorf("node %d is removed from the table, but not yet from the meta Raft group (the controller retries): %w", nd.Num, err)
 	}
 	n.log.Info("node removed", "removed", nd.Num, "removed_id", nd.ID)

@@ -74,8 +74,17 @@ func (n *Node) leaderOf(shardID ids.ShardID) (leader ids.ReplicaID, ok bool) {
 }
 
 // metaLeader returns the node that leads the meta group as this node knows it: a
-// node's replica ID in the meta group is its NodeID.
+// node's replica ID in the meta group is its NodeID, unless it rejoined with a new
+// one (meta.Node.MetaReplica).
 func (n *Node) metaLeader() (ids.NodeID, bool) {
-	id, ok := n.leaderOf(meta.ShardID)
-	return ids.NodeID(id), ok
+	rid, ok := n.leaderOf(meta.ShardID)
+	if !ok {
+		return 0, false
+	}
+	if v := n.view.Load(); v != nil {
+		if nd, found := v.NodeByMetaReplica(uint64(rid)); found {
+			return nd.ID, true
+		}
+	}
+	return ids.NodeID(rid), true
 }

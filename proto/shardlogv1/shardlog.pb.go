@@ -1825,9 +1825,13 @@ func (x *JoinRequest) GetDeploymentId() uint64 {
 type JoinResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// meta_voter says whether the joiner was added to the meta group as a voter.
-	MetaVoter     bool     `protobuf:"varint,1,opt,name=meta_voter,json=metaVoter,proto3" json:"meta_voter,omitempty"`
-	GossipSeeds   []string `protobuf:"bytes,2,rep,name=gossip_seeds,json=gossipSeeds,proto3" json:"gossip_seeds,omitempty"`
-	DeploymentId  uint64   `protobuf:"varint,3,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	MetaVoter    bool     `protobuf:"varint,1,opt,name=meta_voter,json=metaVoter,proto3" json:"meta_voter,omitempty"`
+	GossipSeeds  []string `protobuf:"bytes,2,rep,name=gossip_seeds,json=gossipSeeds,proto3" json:"gossip_seeds,omitempty"`
+	DeploymentId uint64   `protobuf:"varint,3,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	// meta_replica_id is the joiner's replica ID in the meta group: its node ID, or
+	// a new one when it rejoins after its meta replica was removed while it was
+	// gone (a removed replica ID can never return).
+	MetaReplicaId uint64 `protobuf:"varint,4,opt,name=meta_replica_id,json=metaReplicaId,proto3" json:"meta_replica_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1879,6 +1883,13 @@ func (x *JoinResponse) GetGossipSeeds() []string {
 func (x *JoinResponse) GetDeploymentId() uint64 {
 	if x != nil {
 		return x.DeploymentId
+	}
+	return 0
+}
+
+func (x *JoinResponse) GetMetaReplicaId() uint64 {
+	if x != nil {
+		return x.MetaReplicaId
 	}
 	return 0
 }
@@ -2207,12 +2218,13 @@ const file_shardlog_v1_shardlog_proto_rawDesc = "" +
 	"\vgossip_addr\x18\x04 \x01(\tR\n" +
 	"gossipAddr\x12\x12\n" +
 	"\x04zone\x18\x05 \x01(\tR\x04zone\x12#\n" +
-	"\rdeployment_id\x18\x06 \x01(\x04R\fdeploymentId\"u\n" +
+	"\rdeployment_id\x18\x06 \x01(\x04R\fdeploymentId\"\x9d\x01\n" +
 	"\fJoinResponse\x12\x1d\n" +
 	"\n" +
 	"meta_voter\x18\x01 \x01(\bR\tmetaVoter\x12!\n" +
 	"\fgossip_seeds\x18\x02 \x03(\tR\vgossipSeeds\x12#\n" +
-	"\rdeployment_id\x18\x03 \x01(\x04R\fdeploymentId\"1\n" +
+	"\rdeployment_id\x18\x03 \x01(\x04R\fdeploymentId\x12&\n" +
+	"\x0fmeta_replica_id\x18\x04 \x01(\x04R\rmetaReplicaId\"1\n" +
 	"\x12ShardStatusRequest\x12\x1b\n" +
 	"\tshard_ids\x18\x01 \x03(\x04R\bshardIds\"\xd5\x01\n" +
 	"\vShardStatus\x12\x19\n" +
