@@ -63,6 +63,15 @@ func (n *Node) moveLoop() {
 	}
 }
 
+// moveFacts is what one step of a move knows: the shard's Raft membership as it
+// concerns the move's two replicas, and the target node.
+type moveFacts struct {
+	toVotes, toLearns, toRemoved bool
+	fromVotes, fromLearns        bool
+	target                       *meta.Node
+	targetGone                   bool
+}
+
 // stepMove takes the next step of move m, as the shard's leader.
 func (n *Node) stepMove(v *meta.State, m meta.Move) error {
 	ctx, cancel := context.WithTimeout(n.ctx, 3*n.cfg.ProposalTimeout)
@@ -74,81 +83,98 @@ func (n *Node) stepMove(v *meta.State, m meta.Move) error {
 		return fmt.Errorf("read membership: %w", err)
 	}
 	to, from := uint64(m.To.ReplicaID), uint64(m.From.ReplicaID)
-	_, toVotes := mem.Nodes[to]
-	_, toLearns := mem.NonVotings[to]
-	_, fromVotes := mem.Nodes[from]
-	_, fromLearns := mem.NonVotings[from]
-	_, toRemoved := mem.Removed[to]
-	target, ok := v.Nodes[m.To.NodeID]
-	targetGone := !ok || n.nodeGone(m.To.NodeID, time.Now())
-
+	var f moveFacts
+	_, f.toVotes = mem.Nodes[to]
+	_, f.toLearns = mem.NonVotings[to]
+	_, f.toRemoved = mem.Removed[to]
+	_, f.fromVotes = mem.Nodes[from]
+	_, f.fromLearns = mem.NonVotings[from]
+	var ok bool
+	f.target, ok = v.Nodes[m.To.NodeID]
+	f.targetGone = !ok || n.nodeGone(m.To.NodeID, time.Now())
 	switch m.Phase {
 	case meta.PhaseAdding:
-		switch {
-		case toVotes || toLearns:
-			return n.advanceMove(ctx, v, m, meta.PhaseCatchingUp)
-		case toRemoved || targetGone:
-			return n.advanceMove(ctx, v, m, meta.PhaseAborted)
-		}
-		err := n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
-			return n.nh.SyncRequestAddNonVoting(ctx, uint64(m.ShardID), to, target.RaftAddr, ccid)
-		})
-		if err != nil {
-			return fmt.Errorf("add non-voting replica %d: %w", to, err)
-		}
-		return n.advanceMove(ctx, v, m, meta.PhaseCatchingUp)
-
+		return n.stepAdding(ctx, v, m, f)
 	case meta.PhaseCatchingUp:
-		switch {
-		case toVotes:
-			return n.advanceMove(ctx, v, m, meta.PhasePromoted)
-		case targetGone || toRemoved:
-			if toLearns {
-				if err := n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
-					return n.nh.SyncRequestDeleteReplica(ctx, uint64(m.ShardID), to, ccid)
-				}); err != nil {
-					return fmt.Errorf("remove non-voting replica %d of a move that cannot finish: %w", to, err)
-				}
-			}
-			return n.advanceMove(ctx, v, m, meta.PhaseAborted)
-		}
-		behind, err := n.replicaLag(ctx, target, m.ShardID)
-		if err != nil {
-			return err
-		}
-		if behind > catchUpSlack {
-			return nil // the next pass looks again
-		}
-		err = n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
-			return n.nh.SyncRequestAddReplica(ctx, uint64(m.ShardID), to, target.RaftAddr, ccid)
-		})
-		if err != nil {
-			return fmt.Errorf("promote replica %d: %w", to, err)
-		}
-		return n.advanceMove(ctx, v, m, meta.PhasePromoted)
-
+		return n.stepCatchingUp(ctx, v, m, f)
 	case meta.PhasePromoted:
-		if !fromVotes && !fromLearns {
-			return n.advanceMove(ctx, v, m, meta.PhaseDone)
-		}
-		if rid, _ := n.hostedReplica(m.ShardID); rid == m.From.ReplicaID {
-			// The leaving replica leads: hand over to the new one, whose node then
-			// takes the last step. Removing the leader itself would leave the shard
-			// leaderless for an election timeout.
-			if err := n.nh.RequestLeaderTransfer(uint64(m.ShardID), to); err != nil {
-				return fmt.Errorf("hand leadership to replica %d: %w", to, err)
-			}
-			return nil
-		}
-		err := n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
-			return n.nh.SyncRequestDeleteReplica(ctx, uint64(m.ShardID), from, ccid)
-		})
-		if err != nil {
-			return fmt.Errorf("remove replica %d: %w", from, err)
-		}
-		return n.advanceMove(ctx, v, m, meta.PhaseDone)
+		return n.stepPromoted(ctx, v, m, f)
 	}
 	return nil
+}
+
+// stepAdding adds the new replica as non-voting, or rolls back a move whose
+// target is gone.
+func (n *Node) stepAdding(ctx context.Context, v *meta.State, m meta.Move, f moveFacts) error {
+	switch {
+	case f.toVotes || f.toLearns:
+		return n.advanceMove(ctx, v, m, meta.PhaseCatchingUp)
+	case f.toRemoved || f.targetGone:
+		return n.advanceMove(ctx, v, m, meta.PhaseAborted)
+	}
+	err := n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
+		return n.nh.SyncRequestAddNonVoting(ctx, uint64(m.ShardID), uint64(m.To.ReplicaID), f.target.RaftAddr, ccid)
+	})
+	if err != nil {
+		return fmt.Errorf("add non-voting replica %d: %w", m.To.ReplicaID, err)
+	}
+	return n.advanceMove(ctx, v, m, meta.PhaseCatchingUp)
+}
+
+// stepCatchingUp promotes the new replica once it has caught up, or takes it out
+// again when its node is gone.
+func (n *Node) stepCatchingUp(ctx context.Context, v *meta.State, m meta.Move, f moveFacts) error {
+	to := uint64(m.To.ReplicaID)
+	switch {
+	case f.toVotes:
+		return n.advanceMove(ctx, v, m, meta.PhasePromoted)
+	case f.targetGone || f.toRemoved:
+		if f.toLearns {
+			if err := n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
+				return n.nh.SyncRequestDeleteReplica(ctx, uint64(m.ShardID), to, ccid)
+			}); err != nil {
+				return fmt.Errorf("remove non-voting replica %d of a move that cannot finish: %w", to, err)
+			}
+		}
+		return n.advanceMove(ctx, v, m, meta.PhaseAborted)
+	}
+	behind, err := n.replicaLag(ctx, f.target, m.ShardID)
+	if err != nil {
+		return err
+	}
+	if behind > catchUpSlack {
+		return nil // the next pass looks again
+	}
+	err = n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
+		return n.nh.SyncRequestAddReplica(ctx, uint64(m.ShardID), to, f.target.RaftAddr, ccid)
+	})
+	if err != nil {
+		return fmt.Errorf("promote replica %d: %w", to, err)
+	}
+	return n.advanceMove(ctx, v, m, meta.PhasePromoted)
+}
+
+// stepPromoted removes the old replica, after handing leadership over if it leads.
+func (n *Node) stepPromoted(ctx context.Context, v *meta.State, m meta.Move, f moveFacts) error {
+	if !f.fromVotes && !f.fromLearns {
+		return n.advanceMove(ctx, v, m, meta.PhaseDone)
+	}
+	if rid, _ := n.hostedReplica(m.ShardID); rid == m.From.ReplicaID {
+		// The leaving replica leads: hand over to the new one, whose node then
+		// takes the last step. Removing the leader itself would leave the shard
+		// leaderless for an election timeout.
+		if err := n.nh.RequestLeaderTransfer(uint64(m.ShardID), uint64(m.To.ReplicaID)); err != nil {
+			return fmt.Errorf("hand leadership to replica %d: %w", m.To.ReplicaID, err)
+		}
+		return nil
+	}
+	err := n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
+		return n.nh.SyncRequestDeleteReplica(ctx, uint64(m.ShardID), uint64(m.From.ReplicaID), ccid)
+	})
+	if err != nil {
+		return fmt.Errorf("remove replica %d: %w", m.From.ReplicaID, err)
+	}
+	return n.advanceMove(ctx, v, m, meta.PhaseDone)
 }
 
 // changeMembership runs one membership change with the shard's current

@@ -96,35 +96,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: create --dir: %w", err)
 	}
-	id, exists, err := loadIdentity(cfg.Dir)
+	id, err := openIdentity(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if !exists {
-		id = identity{NodeID: newNodeID(), RaftAddr: cfg.RaftAddr()}
-		if err := saveIdentity(cfg.Dir, id); err != nil {
-			return nil, fmt.Errorf("node: save identity: %w", err)
-		}
-	} else if id.RaftAddr != cfg.RaftAddr() {
-		return nil, fmt.Errorf("node: %s was created with Raft address %s, now %s: the Raft address of a directory cannot change",
-			cfg.Dir, id.RaftAddr, cfg.RaftAddr())
-	}
-	var num atomic.Uint32
-	n := &Node{
-		cfg:         cfg,
-		log:         slog.New(numHandler{inner: cfg.Logger.Handler(), num: &num, id: id.NodeID}),
-		num:         &num,
-		id:          id,
-		hub:         shard.NewHub(),
-		peers:       newPeerPool(),
-		metaChanged: make(chan struct{}, 1),
-		running:     map[ids.ShardID]ids.ReplicaID{},
-		unseen:      downClock{unseen: map[ids.NodeID]time.Time{}},
-	}
-	n.metaRID.Store(uint64(id.NodeID))
-	if id.MetaReplicaID != 0 {
-		n.metaRID.Store(id.MetaReplicaID)
-	}
+	n := newNode(cfg, id)
 	n.disk = newDiskMonitor(cfg.Dir, cfg.MinFreeDiskBytes, statfs, n.log)
 	n.disk.check() // before gossip starts, so the first metadata carries the disk state
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -174,6 +150,45 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.log.Info("node started", "client", cfg.ClientAddr(), "raft", cfg.RaftAddr(), "gossip", cfg.GossipAddr(),
 		"zone", cfg.Zone, "meta_voter", n.id.MetaVoter)
 	return n, nil
+}
+
+// openIdentity reads the node's identity from its directory, or creates one.
+func openIdentity(cfg Config) (identity, error) {
+	id, exists, err := loadIdentity(cfg.Dir)
+	if err != nil {
+		return id, err
+	}
+	if !exists {
+		id = identity{NodeID: newNodeID(), RaftAddr: cfg.RaftAddr()}
+		if err := saveIdentity(cfg.Dir, id); err != nil {
+			return id, fmt.Errorf("node: save identity: %w", err)
+		}
+	} else if id.RaftAddr != cfg.RaftAddr() {
+		return id, fmt.Errorf("node: %s was created with Raft address %s, now %s: the Raft address of a directory cannot change",
+			cfg.Dir, id.RaftAddr, cfg.RaftAddr())
+	}
+	return id, nil
+}
+
+// newNode makes the Node value, before anything is opened or started.
+func newNode(cfg Config, id identity) *Node {
+	num := new(atomic.Uint32)
+	n := &Node{
+		cfg:         cfg,
+		log:         slog.New(numHandler{inner: cfg.Logger.Handler(), num: num, id: id.NodeID}),
+		num:         num,
+		id:          id,
+		hub:         shard.NewHub(),
+		peers:       newPeerPool(),
+		metaChanged: make(chan struct{}, 1),
+		running:     map[ids.ShardID]ids.ReplicaID{},
+		unseen:      downClock{unseen: map[ids.NodeID]time.Time{}},
+	}
+	n.metaRID.Store(uint64(id.NodeID))
+	if id.MetaReplicaID != 0 {
+		n.metaRID.Store(id.MetaReplicaID)
+	}
+	return n
 }
 
 // ID is the node's ID.

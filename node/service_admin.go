@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -292,7 +293,6 @@ func (c *clusterService) ShardStatus(_ context.Context, req *pb.ShardStatusReque
 // call and forwards it to the meta leader, which does the work.
 func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
 	n := c.n
-	joiner := ids.NodeID(req.NodeId)
 	switch {
 	case req.NodeId == 0:
 		return nil, status.Error(codes.InvalidArgument, "join: node_id must not be 0")
@@ -306,21 +306,21 @@ func (c *clusterService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.Joi
 		return nil, status.Error(codes.Unavailable, "join: the meta group has no leader right now")
 	}
 	if leader != n.id.NodeID {
-		v, err := n.metaView()
-		if err != nil {
-			return nil, err
-		}
-		nd, ok := v.Nodes[leader]
-		if !ok {
-			return nil, status.Errorf(codes.Unavailable, "join: meta leader %d is not in this node's view yet", leader)
-		}
-		conn, err := n.dial(nd.ClientAddr)
-		if err != nil {
-			return nil, err
-		}
-		return pb.NewClusterClient(conn).Join(ctx, req)
+		var resp *pb.JoinResponse
+		err := n.forwardToNode(ctx, leader, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+			resp, err = pb.NewClusterClient(conn).Join(ctx, req)
+			return err
+		})
+		return resp, err
 	}
+	return c.joinAsLeader(ctx, req)
+}
 
+// joinAsLeader registers the joiner and adds it to the meta Raft group, on the
+// meta leader.
+func (c *clusterService) joinAsLeader(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	n := c.n
+	joiner := ids.NodeID(req.NodeId)
 	c.joinMu.Lock()
 	defer c.joinMu.Unlock()
 	v, err := n.syncView(ctx)
