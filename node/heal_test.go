@@ -157,3 +157,103 @@ func TestClusterHealsAfterANodeDiesForGood(t *testing.T) {
 		t.Fatalf("meta change after a second node loss: %v", err)
 	}
 }
+
+// TestClusterMovesSurviveRestarts restarts the meta leader's node and a move's
+// target node while moves are in progress: the moves resume from what meta
+// recorded (each step checks the Raft membership first) and the cluster heals.
+func TestClusterMovesSurviveRestarts(t *testing.T) {
+	c := nodetest.Start(t, 5, func(i int, cfg *node.Config) {
+		cfg.DeadAfter = 3 * time.Second
+		cfg.MaxConcurrentMoves = 2 // keep moves in progress long enough to interrupt
+	})
+	ctx := ctxT(t, 3*time.Minute)
+	cl := c.Client(1)
+	if _, err := cl.CreateTopicAndWait(ctx, &pb.TopicSpec{Name: "interrupt", Shards: 10, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	before := produceN(t, cl, "interrupt", 1000, "v")
+	victim := c.Node(4).ID()
+	c.Stop(4)
+
+	index := map[uint64]int{}
+	for i := range 4 {
+		index[uint64(c.Node(i).ID())] = i
+	}
+	var moves []*pb.MoveInfo
+	var resp *pb.DescribeClusterResponse
+	for deadline := time.Now().Add(30 * time.Second); len(moves) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no move started within 30 s of the node's loss")
+		}
+		var err error
+		if resp, err = cl.DescribeCluster(ctx); err == nil {
+			moves = resp.Moves
+		}
+	}
+	restart := map[int]bool{}
+	for _, nd := range resp.Nodes {
+		if nd.Num == resp.MetaLeaderNum {
+			restart[index[nd.NodeId]] = true
+		}
+		if nd.Num == moves[0].ToNode {
+			restart[index[nd.NodeId]] = true
+		}
+	}
+	t.Logf("%d moves in progress (first: shard %d to node %d, %s); restarting nodes %v", len(moves), moves[0].ShardId, moves[0].ToNode, moves[0].Phase, restart)
+	for i := range restart {
+		c.Stop(i)
+	}
+	for i := range restart {
+		c.Restart(i)
+	}
+	waitHealthy(t, c.Client(1), 3, 3, map[uint64]bool{uint64(victim): true}, 90*time.Second)
+	got := readAll(t, c.Client(0), "interrupt")
+	for shard, offs := range before {
+		for off, val := range offs {
+			if got[shard][off] != val {
+				t.Fatalf("shard %d offset %d = %q, want %q", shard, off, got[shard][off], val)
+			}
+		}
+	}
+}
+
+// TestClusterBalanceFillsAnEmptyNode: a topic placed while one node was down; when
+// the node is back, balance moves replicas to it until counts differ by at most one.
+func TestClusterBalanceFillsAnEmptyNode(t *testing.T) {
+	c := nodetest.Start(t, 4)
+	ctx := ctxT(t, 2*time.Minute)
+	cl := c.Client(0)
+	c.Stop(3)
+	c.WaitAlive(3, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// CreateTopic places on the nodes gossip holds ALIVE: wait until node 3 is not.
+		_, err := cl.CreateTopicAndWait(ctx, &pb.TopicSpec{Name: "fill", Shards: 8, ReplicationFactor: 3})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.Restart(3)
+	num := numOf(t, cl, c.Node(3).ID())
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		resp, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo, hi := 1<<30, 0
+		for _, nd := range resp.Nodes {
+			lo, hi = min(lo, int(nd.Replicas)), max(hi, int(nd.Replicas))
+		}
+		if hi-lo <= 1 && len(resp.Moves) == 0 {
+			t.Logf("replicas per node within one (%d..%d) after the empty node %d came back", lo, hi, num)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas per node range from %d to %d, %d moves in progress, 60 s after node %d came back", lo, hi, len(resp.Moves), num)
+		}
+	}
+}
