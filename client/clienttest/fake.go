@@ -162,9 +162,9 @@ func (s *Server) SetLeader(topic string, idx uint32, nodeID uint64, addr string)
 	}
 	si := t.info.GetShards()[idx]
 	si.LeaderNodeId = nodeID
-	si.Replicas = []*shardlogv1.ReplicaInfo{{ReplicaId: 1, NodeId: s.nodeID, ClientAddr: s.addr, Leader: nodeID == s.nodeID}}
+	si.Replicas = []*shardlogv1.ReplicaInfo{{ReplicaId: 1, NodeId: s.nodeID, NodeNum: 1, ClientAddr: s.addr, Leader: nodeID == s.nodeID}}
 	if nodeID != s.nodeID {
-		si.Replicas = append(si.Replicas, &shardlogv1.ReplicaInfo{ReplicaId: 2, NodeId: nodeID, ClientAddr: addr, Leader: true})
+		si.Replicas = append(si.Replicas, &shardlogv1.ReplicaInfo{ReplicaId: 2, NodeId: nodeID, NodeNum: 2, ClientAddr: addr, Leader: true})
 	}
 	return nil
 }
@@ -218,7 +218,7 @@ func (s *Server) CreateTopic(_ context.Context, req *shardlogv1.CreateTopicReque
 		s.nextID++
 		t.info.Shards = append(t.info.Shards, &shardlogv1.ShardInfo{
 			Index: i, ShardId: s.nextID, LeaderNodeId: s.nodeID,
-			Replicas: []*shardlogv1.ReplicaInfo{{ReplicaId: 1, NodeId: s.nodeID, ClientAddr: s.addr, Leader: true}},
+			Replicas: []*shardlogv1.ReplicaInfo{{ReplicaId: 1, NodeId: s.nodeID, NodeNum: 1, ClientAddr: s.addr, Leader: true}},
 		})
 		t.shards = append(t.shards, &shard{producers: make(map[uint64]*producerState)})
 	}
@@ -289,9 +289,9 @@ func (s *Server) DescribeCluster(context.Context, *shardlogv1.DescribeClusterReq
 		replicas += uint32(len(t.shards))
 	}
 	return &shardlogv1.DescribeClusterResponse{
-		ThisNodeId: s.nodeID, MetaLeaderNodeId: s.nodeID, MetaIndex: s.nextID,
+		ThisNodeId: s.nodeID, MetaLeaderNodeId: s.nodeID, MetaIndex: s.nextID, ThisNodeNum: 1, MetaLeaderNum: 1,
 		Nodes: []*shardlogv1.NodeInfo{{
-			NodeId: s.nodeID, ClientAddr: s.addr, RaftAddr: "127.0.0.1:1", GossipAddr: "127.0.0.1:2",
+			NodeId: s.nodeID, Num: 1, ClientAddr: s.addr, RaftAddr: "127.0.0.1:1", GossipAddr: "127.0.0.1:2",
 			Zone: "z1", State: "ALIVE", MetaVoter: true, Replicas: replicas, Leaders: replicas,
 		}},
 		Topics: s.sortedTopics(),
