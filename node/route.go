@@ -64,22 +64,37 @@ func (n *Node) resolve(ctx context.Context, topic string, index uint32) (*meta.S
 	}
 	t, ok := v.Topics[topic]
 	if !ok {
-		if fresh, err := n.syncView(ctx); err == nil && fresh != nil {
-			v = fresh
-			t, ok = v.Topics[topic]
+		fresh, err := n.confirmMissing(ctx, topic)
+		if err != nil {
+			return nil, nil, meta.Shard{}, err
 		}
-	}
-	if !ok {
-		if err := meta.ValidateTopicName(topic); err != nil {
-			return nil, nil, meta.Shard{}, status.Error(codes.InvalidArgument, err.Error())
-		}
-		return nil, nil, meta.Shard{}, status.Errorf(codes.NotFound, "topic %q does not exist", topic)
+		v = fresh
+		t = v.Topics[topic]
 	}
 	if int(index) >= len(t.ShardList) {
 		return nil, nil, meta.Shard{}, status.Errorf(codes.NotFound, "topic %q has %d shards (0..%d); shard %d does not exist",
 			topic, len(t.ShardList), len(t.ShardList)-1, index)
 	}
 	return v, t, t.ShardList[index], nil
+}
+
+// confirmMissing looks a topic that the local view lacks up again through the meta
+// leader. It answers NotFound only when the leader's state confirms the topic does not
+// exist, and Unavailable when the meta leader cannot be reached: a node that is
+// starting, or cut off, may simply not have heard of the topic yet. On success the
+// returned view holds the topic.
+func (n *Node) confirmMissing(ctx context.Context, topic string) (*meta.State, error) {
+	if err := meta.ValidateTopicName(topic); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	fresh, err := n.syncView(ctx)
+	if err != nil || fresh == nil {
+		return nil, status.Errorf(codes.Unavailable, "topic %q is not in this node's copy of the meta state, and the meta leader could not confirm it (this node may be starting or cut off; retry): %v", topic, err)
+	}
+	if _, ok := fresh.Topics[topic]; !ok {
+		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", topic)
+	}
+	return fresh, nil
 }
 
 // target says where a shard request goes next: this node, or a peer's client address.

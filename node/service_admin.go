@@ -189,10 +189,10 @@ func (s *adminService) DescribeTopic(ctx context.Context, req *pb.DescribeTopicR
 	}
 	t, ok := v.Topics[req.Name]
 	if !ok {
-		if err := meta.ValidateTopicName(req.Name); err != nil {
-			return nil, status.Error(codes.InvalidArgument, err.Error())
+		if v, err = s.n.confirmMissing(ctx, req.Name); err != nil {
+			return nil, err
 		}
-		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", req.Name)
+		t = v.Topics[req.Name]
 	}
 	return &pb.DescribeTopicResponse{Topic: s.n.topicInfo(ctx, v, t, true)}, nil
 }
