@@ -102,12 +102,11 @@
 //     until the next success); the time in which the faults in force (killed or paused
 //     nodes, cut links, restart-all) left no live replica able to reach a majority of
 //     the shard's replicas, as placed at creation, is not counted. A node killed forever
-//     or removed counts as down from then to the end of the run. NB: the replicas
-//     placed at creation are kept after a move. While replicas move only off nodes
-//     gone for good, that can only leave time uncounted (the creation set's survivors
-//     are a subset of the new set), never count too much; a move off a node that comes
-//     back (one dead longer than --dead-after in a long kill, or a balance move) makes
-//     the creation set wrong either way.
+//     or removed counts as down from then to the end of the run. In runs with
+//     kill-forever or drain the harness describes the cluster every second and records
+//     each change of a shard's voting replicas (History.Placements; a replica being
+//     added or catching up does not vote); each set counts from when it was seen. NB:
+//     a change is seen up to a second late, so for that second the old set counts.
 //
 // The final log of a shard is, at each offset, the record most replicas hold. A send that
 // failed is indeterminate: it may be in the log (once). A replica that ends before the

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,5 +113,41 @@ func TestChaosCheckFailsUnhealedRun(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestChaosAvailabilityFollowsMoves checks that the availability check takes a shard's
+// voters from the placements seen when replicas moved, not only from its creation.
+func TestChaosAvailabilityFollowsMoves(t *testing.T) {
+	created := []string{"n1", "n2", "n3"}
+	tests := []struct {
+		name    string
+		changes []Placement
+		faults  []FaultEvent
+		want    []Window
+	}{
+		{"killed forever, replaced, then another kill: the new set has a majority",
+			[]Placement{{AtMs: 20, Replicas: []string{"n1", "n2", "n4"}}},
+			[]FaultEvent{{Window: Window{10, 100}, Down: []string{"n3"}, Forever: true}, {Window: Window{30, 40}, Down: []string{"n1"}}},
+			nil},
+		{"same kill before the replacement: no majority",
+			[]Placement{{AtMs: 50, Replicas: []string{"n1", "n2", "n4"}}},
+			[]FaultEvent{{Window: Window{10, 100}, Down: []string{"n3"}, Forever: true}, {Window: Window{30, 40}, Down: []string{"n1"}}},
+			[]Window{{30, 40}}},
+		{"moved off a node that came back: the old set would count the time",
+			[]Placement{{AtMs: 20, Replicas: []string{"n2", "n3", "n4"}}},
+			[]FaultEvent{{Window: Window{30, 40}, Down: []string{"n4"}, Cut: [][2]string{{"n2", "n3"}}}},
+			[]Window{{30, 40}}},
+		{"no moves: as noMajority", nil,
+			[]FaultEvent{{Window: Window{30, 40}, Down: []string{"n1", "n2"}}},
+			[]Window{{30, 40}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := noMajorityMoving(created, tt.changes, tt.faults)
+			if len(got) != len(tt.want) || (len(got) > 0 && !slices.Equal(got, tt.want)) {
+				t.Fatalf("windows %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -143,6 +143,10 @@ type History struct {
 	Reads     []Read       `json:"reads"`
 	Faults    []FaultEvent `json:"faults"`
 	Logs      []ReplicaLog `json:"logs"`
+	// Placements are the changes of shards' voting replicas seen during runs with
+	// kill-forever or drain (sorted by time); before a shard's first, its TopicSpec
+	// Replicas hold.
+	Placements []Placement `json:"placements,omitempty"`
 	// KillForever, Drain and Replication are set when the run had those faults: what
 	// the kill-forever and the drain did, and the final replication check.
 	KillForever *KillForeverResult `json:"kill_forever,omitempty"`

@@ -293,13 +293,14 @@ type run struct {
 	topics []TopicSpec
 	idle   *idleWriter
 
-	mu        sync.Mutex // guards the fields below, which the run's goroutines append to or set
-	faults    []FaultEvent
-	errs      []string
-	logStarts []LogStart
-	gone      map[int]goneNode // nodes killed forever or drained and removed, by index
-	killed    *KillForeverResult
-	drained   *DrainResult
+	mu         sync.Mutex // guards the fields below, which the run's goroutines append to or set
+	faults     []FaultEvent
+	errs       []string
+	logStarts  []LogStart
+	gone       map[int]goneNode // nodes killed forever or drained and removed, by index
+	placements []Placement
+	killed     *KillForeverResult
+	drained    *DrainResult
 
 	bg sync.WaitGroup // watchFullReplication; ends with the ctx given to inject
 }
@@ -328,6 +329,8 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	defer stopProducers()
 	stopWatch := r.watchLogStarts(ctx)
 	defer stopWatch()
+	stopPlacements := r.watchPlacements(ctx)
+	defer stopPlacements()
 
 	ictx, stopBg := context.WithCancel(ctx)
 	defer stopBg()
@@ -351,6 +354,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 		repl = r.awaitReplication(ctx, faultsEnd)
 	}
 	stopBg()
+	stopPlacements()
 	r.bg.Wait()
 	ends := r.settle(ctx)
 	r.waitConsumers(ctx, ends)
@@ -523,5 +527,6 @@ func (r *run) history(workloadEnd, readDone int64, logs []ReplicaLog) (History, 
 		h.Drain = &d
 	}
 	h.LogStarts = slices.Clone(r.logStarts)
+	h.Placements = slices.Clone(r.placements)
 	return h, slices.Clone(r.errs)
 }
