@@ -176,7 +176,7 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 	serving := func(i int) error {
 		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		return r.cl.WaitServing(wctx, i)
+		return r.crashed(i, s.Kind, r.cl.WaitServing(wctx, i))
 	}
 	switch s.Kind {
 	case FaultKill:
@@ -261,7 +261,7 @@ func (r *run) restartAll(ctx context.Context, s Step, ev *FaultEvent) error {
 	defer cancel()
 	var errs []error
 	for _, i := range live {
-		errs = append(errs, r.cl.WaitServing(wctx, i))
+		errs = append(errs, r.crashed(i, s.Kind, r.cl.WaitServing(wctx, i)))
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"shardlog/proto/shardlogv1"
@@ -202,4 +205,37 @@ func (r *run) removeNode(ctx context.Context, i int, res *DrainResult) error {
 	r.mu.Unlock()
 	r.log.Info("removed and stopped", "node", name, "num", res.Num)
 	return nil
+}
+
+// crashed passes on err, the outcome of waiting for node i to serve after a restart
+// by fault kind. When the process exited instead (a server that cannot start), the
+// node stays down as far as the availability check knows, until the end of the run
+// (a later restart is not awaited), and err gains the panic line of its log.
+func (r *run) crashed(i int, kind string, err error) error {
+	if err == nil || r.cl.Running(i) {
+		return err
+	}
+	name := r.cl.Nodes()[i].Name
+	why := panicLine(filepath.Join(r.dir, name+".log"))
+	r.mu.Lock()
+	r.faults = append(r.faults, FaultEvent{Type: kind, Nodes: []string{name}, Down: []string{name},
+		Window: Window{StartMs: r.rec.sinceMs()}, Forever: true, Continued: true,
+		Detail: "exited while restarting: " + why})
+	r.mu.Unlock()
+	return fmt.Errorf("%w: %s", err, why)
+}
+
+// panicLine returns the last "panic:" line of a server's log ("" when none).
+func panicLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	last := ""
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(line, "panic:") {
+			last = line
+		}
+	}
+	return last
 }
