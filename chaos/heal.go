@@ -2,10 +2,13 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"shardlog/proto/shardlogv1"
 )
@@ -126,11 +129,9 @@ func moveText(m *shardlogv1.MoveInfo) string {
 // replicationNow describes the cluster and returns its replication problems (or why it
 // could not be described).
 func (r *run) replicationNow(ctx context.Context) []string {
-	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	resp, err := r.adm.DescribeCluster(dctx)
+	resp, err := r.describeNewest(ctx)
 	if err != nil {
-		return []string{"describe cluster: " + err.Error()}
+		return []string{err.Error()}
 	}
 	var topics []string
 	for _, t := range r.topics {
@@ -203,4 +204,44 @@ func checkHealing(h History, r *Report) {
 		r.DrainFailed = 1
 		r.Examples["drain_failed"] = []string{h.Drain.Err}
 	}
+}
+
+// describeNewest asks every live node for the cluster description (at most 2 s each)
+// and returns the answer of the meta leader, else the one with the highest meta index.
+// NB: a node's answer comes from its own meta state, and a node that left the meta
+// group (a drained meta voter, seen in seed 2) keeps answering from a state frozen
+// when it left; one admin client's answers could be that node's.
+func (r *run) describeNewest(ctx context.Context) (*shardlogv1.DescribeClusterResponse, error) {
+	var best *shardlogv1.DescribeClusterResponse
+	var errs []error
+	for _, i := range r.liveNodes() {
+		if !r.cl.Running(i) || r.cl.Paused(i) {
+			continue
+		}
+		resp, err := describeAt(ctx, r.cl.Nodes()[i].Addr)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", r.cl.Nodes()[i].Name, err))
+		case resp.GetMetaLeaderNum() != 0 && resp.GetThisNodeNum() == resp.GetMetaLeaderNum():
+			return resp, nil
+		case best == nil || resp.GetMetaIndex() > best.GetMetaIndex():
+			best = resp
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("describe cluster: no node answered: %w", errors.Join(errs...))
+	}
+	return best, nil
+}
+
+// describeAt asks the node at addr for the cluster description (at most 2 s).
+func describeAt(ctx context.Context, addr string) (*shardlogv1.DescribeClusterResponse, error) {
+	cc, err := grpc.NewClient(addr, shardlogv1.DialOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return shardlogv1.NewAdminClient(cc).DescribeCluster(ctx, &shardlogv1.DescribeClusterRequest{})
 }

@@ -52,9 +52,7 @@ func (r *run) liveNodes() []int {
 // nodeNum returns node i's readable number and how many replicas it holds, from
 // DescribeCluster.
 func (r *run) nodeNum(ctx context.Context, i int) (num uint32, replicas int, moves []*shardlogv1.MoveInfo, err error) {
-	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	resp, err := r.adm.DescribeCluster(dctx)
+	resp, err := r.describeNewest(ctx)
 	if err != nil {
 		return 0, 0, nil, err
 	}
@@ -150,13 +148,17 @@ func (r *run) drainNode(ctx context.Context, i int, res *DrainResult) error {
 		}
 		sleepCtx(ctx, 300*time.Millisecond)
 	}
+	held, moves := -1, -1 // as last seen
 	for {
-		held, moves, err := r.heldBy(ctx, i, res.Num)
+		h, m, err := r.heldBy(ctx, i, res.Num)
+		if err == nil {
+			held, moves = h, m
+		}
 		if err == nil && held == 0 && moves == 0 {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("still %d replicas and %d moves from it (last error %v)", held, moves, err)
+			return fmt.Errorf("last seen holding %d replicas with %d moves from it in progress (last error: %v)", held, moves, err)
 		}
 		sleepCtx(ctx, 300*time.Millisecond)
 	}

@@ -52,9 +52,7 @@ func (r *run) watchPlacements(ctx context.Context) func() {
 
 // samplePlacements records the shards whose voters differ from last (and updates it).
 func (r *run) samplePlacements(ctx context.Context, last map[string][][]string) {
-	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	resp, err := r.adm.DescribeCluster(dctx)
-	cancel()
+	resp, err := r.describeNewest(ctx)
 	if err != nil {
 		return
 	}
