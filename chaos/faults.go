@@ -176,7 +176,7 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 	serving := func(i int) error {
 		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		return r.crashed(i, s.Kind, r.cl.WaitServing(wctx, i))
+		return r.crashed(i, r.cl.WaitServing(wctx, i))
 	}
 	switch s.Kind {
 	case FaultKill:
@@ -184,13 +184,13 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 		ev.Nodes, ev.Detail = []string{r.cl.Nodes()[i].Name}, why
 		ev.Down = ev.Nodes
 		led := r.idleLedBy(ctx, i)
-		if err := r.cl.Kill(i); err != nil {
+		if err := r.kill(i); err != nil {
 			return err
 		}
 		r.log.Info("killed", "node", ev.Nodes[0], "target", why, "idle_shards_led", led)
 		r.probeIdle(led)
 		sleepCtx(ctx, s.Hold)
-		if err := r.cl.StartNode(i); err != nil {
+		if err := r.start(i); err != nil {
 			return err
 		}
 		return serving(i)
@@ -244,14 +244,14 @@ func (r *run) restartAll(ctx context.Context, s Step, ev *FaultEvent) error {
 		n := r.cl.Nodes()[i]
 		ev.Nodes = append(ev.Nodes, n.Name)
 		ev.Down = append(ev.Down, n.Name)
-		if err := r.cl.Kill(i); err != nil {
+		if err := r.kill(i); err != nil {
 			return err
 		}
 	}
 	r.probeIdle(nil)
 	sleepCtx(ctx, s.Hold)
 	for _, i := range live {
-		if err := r.cl.StartNode(i); err != nil {
+		if err := r.start(i); err != nil {
 			return err
 		}
 	}
@@ -261,7 +261,7 @@ func (r *run) restartAll(ctx context.Context, s Step, ev *FaultEvent) error {
 	defer cancel()
 	var errs []error
 	for _, i := range live {
-		errs = append(errs, r.crashed(i, s.Kind, r.cl.WaitServing(wctx, i)))
+		errs = append(errs, r.crashed(i, r.cl.WaitServing(wctx, i)))
 	}
 	return errors.Join(errs...)
 }

@@ -226,7 +226,11 @@ func (r *run) readReplicas(ctx context.Context) []ReplicaLog {
 					r.log.Warn("replica on a node gone for good: not read", "topic", t.Name, "shard", s.GetIndex(), "node", r.cl.Nodes()[i].Name)
 					continue
 				}
-				l, err := readReplica(ctx, rep.GetClientAddr(), t.Name, s.GetIndex(), s.GetShardId())
+				// NB: one replica gets at most a quarter of the budget, so that a node that
+				// is down (a server that crashed) does not leave every other replica unread.
+				rctx, rcancel := context.WithTimeout(ctx, r.cfg.SettleTimeout/4)
+				l, err := readReplica(rctx, rep.GetClientAddr(), t.Name, s.GetIndex(), s.GetShardId())
+				rcancel()
 				if err != nil {
 					r.errorf("read %s shard %d on %s: %v", t.Name, s.GetIndex(), r.cl.Nodes()[i].Name, err)
 					continue

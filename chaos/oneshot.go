@@ -76,7 +76,7 @@ func (r *run) killForever(ctx context.Context, s Step, ev *FaultEvent) error {
 	}
 	led := r.idleLedBy(ctx, i)
 	r.markGone(i, num, "killed forever")
-	if err := r.cl.Kill(i); err != nil {
+	if err := r.kill(i); err != nil {
 		return err
 	}
 	kf := &KillForeverResult{Node: name, Num: num, AtMs: r.rec.sinceMs(), FullReplicationMs: -1}
@@ -195,7 +195,7 @@ func (r *run) removeNode(ctx context.Context, i int, res *DrainResult) error {
 		sleepCtx(rctx, 500*time.Millisecond)
 	}
 	r.markGone(i, res.Num, "drained and removed")
-	if err := r.cl.Kill(i); err != nil {
+	if err := r.kill(i); err != nil {
 		return errors.Join(errors.New("stop"), err)
 	}
 	res.Removed = true
@@ -209,22 +209,64 @@ func (r *run) removeNode(ctx context.Context, i int, res *DrainResult) error {
 	return nil
 }
 
-// crashed passes on err, the outcome of waiting for node i to serve after a restart
-// by fault kind. When the process exited instead (a server that cannot start), the
-// node stays down as far as the availability check knows, until the end of the run
-// (a later restart is not awaited), and err gains the panic line of its log.
-func (r *run) crashed(i int, kind string, err error) error {
+// crashed passes on err, the outcome of waiting for node i to serve after a restart;
+// when the process exited instead (a server that cannot start), err gains the panic
+// line of its log (watchExit records the crash for the availability check).
+func (r *run) crashed(i int, err error) error {
 	if err == nil || r.cl.Running(i) {
 		return err
 	}
-	name := r.cl.Nodes()[i].Name
-	why := panicLine(filepath.Join(r.dir, name+".log"))
+	return fmt.Errorf("%w: %s", err, panicLine(filepath.Join(r.dir, r.cl.Nodes()[i].Name+".log")))
+}
+
+// kill SIGKILLs node i on purpose (watchExit then stays quiet).
+func (r *run) kill(i int) error {
 	r.mu.Lock()
-	r.faults = append(r.faults, FaultEvent{Type: kind, Nodes: []string{name}, Down: []string{name},
-		Window: Window{StartMs: r.rec.sinceMs()}, Forever: true, Continued: true,
-		Detail: "exited while restarting: " + why})
+	if r.expectDown == nil {
+		r.expectDown = map[int]bool{}
+	}
+	r.expectDown[i] = true
 	r.mu.Unlock()
-	return fmt.Errorf("%w: %s", err, why)
+	return r.cl.Kill(i)
+}
+
+// start starts node i again and watches its process.
+func (r *run) start(i int) error {
+	r.mu.Lock()
+	delete(r.expectDown, i)
+	r.mu.Unlock()
+	if err := r.cl.StartNode(i); err != nil {
+		return err
+	}
+	r.watchExit(i)
+	return nil
+}
+
+// watchExit waits (in a goroutine) for node i's current process to exit. An exit the
+// run did not cause (a server that panicked, e.g. at its start) is a harness error
+// quoting the panic line of its log, and the node counts as down from then to the end
+// of the run: it is not restarted before the end.
+func (r *run) watchExit(i int) {
+	done, _ := r.cl.Exited(i)
+	if done == nil {
+		return
+	}
+	go func() {
+		<-done
+		r.mu.Lock()
+		expected := r.expectDown[i] || r.closing
+		r.mu.Unlock()
+		if expected {
+			return
+		}
+		name := r.cl.Nodes()[i].Name
+		why := panicLine(filepath.Join(r.dir, name+".log"))
+		r.mu.Lock()
+		r.faults = append(r.faults, FaultEvent{Type: "crash", Nodes: []string{name}, Down: []string{name},
+			Window: Window{StartMs: r.rec.sinceMs()}, Forever: true, Continued: true, Detail: "exited on its own: " + why})
+		r.mu.Unlock()
+		r.errorf("%s exited on its own: %s", name, why)
+	}()
 }
 
 // panicLine returns the last "panic:" line of a server's log ("" when none).

@@ -301,6 +301,10 @@ type run struct {
 	placements []Placement
 	killed     *KillForeverResult
 	drained    *DrainResult
+	// expectDown marks nodes the run killed on purpose; closing, the end of the run:
+	// watchExit reports any other exit.
+	expectDown map[int]bool
+	closing    bool
 
 	bg sync.WaitGroup // watchFullReplication; ends with the ctx given to inject
 }
@@ -324,6 +328,14 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	}
 
 	r.rec = &recorder{start: time.Now()}
+	for i := range r.cl.Nodes() {
+		r.watchExit(i)
+	}
+	defer func() {
+		r.mu.Lock()
+		r.closing = true
+		r.mu.Unlock()
+	}()
 	stopProducers, stopConsumers := r.startWorkload(ctx)
 	defer stopConsumers()
 	defer stopProducers()
