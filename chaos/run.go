@@ -350,14 +350,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	workloadEnd, faultsEnd := r.rec.sinceMs(), time.Now()
 	stopProducers()
 	stopWatch()
-	if err := heal(r.cl, r.isGone); err != nil {
-		r.errorf("heal: %v", err)
-	}
-	if r.net != nil {
-		if err := r.net.Heal(); err != nil {
-			r.errorf("heal network: %v", err)
-		}
-	}
+	r.healAll()
 	acks, failed, _ := r.rec.counts()
 	r.log.Info("workload stopped", "acknowledged", acks, "failed", failed)
 
@@ -374,17 +367,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	logs := r.readReplicas(ctx)
 	readDone := time.Now().UnixMilli()
 	if ctx.Err() != nil {
-		// Without the final logs every acknowledgement would look lost: report only
-		// what the workload did, and call the run what it is.
-		a, f, rd := r.rec.counts()
-		rep := Report{Seed: cfg.Seed, Acknowledged: a, Indeterminate: f, Reads: rd, Faults: map[string]int{},
-			Errors: []string{"interrupted before the final logs were read"}}
-		r.mu.Lock()
-		for _, ev := range r.faults {
-			rep.Faults[ev.Type]++
-		}
-		r.mu.Unlock()
-		return rep, fmt.Errorf("%w: interrupted: %w", ErrInconclusive, ctx.Err())
+		return r.interrupted(ctx)
 	}
 
 	h, errs := r.history(workloadEnd, readDone, logs)
@@ -403,6 +386,35 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("%w: %d harness errors, first: %s", ErrInconclusive, len(rep.Errors), rep.Errors[0])
 	}
 	return rep, nil
+}
+
+// healAll resumes and starts every node (but those gone for good) and heals the network.
+func (r *run) healAll() {
+	if err := heal(r.cl, r.isGone); err != nil {
+		r.errorf("heal: %v", err)
+	}
+	if r.net != nil {
+		if err := r.net.Heal(); err != nil {
+			r.errorf("heal network: %v", err)
+		}
+	}
+}
+
+// interrupted is the Report of a run whose ctx ended before the final logs were read.
+// Without them every acknowledgement would look lost: it reports only what the
+// workload did, and calls the run what it is.
+func (r *run) interrupted(ctx context.Context) (Report, error) {
+	a, f, rd := r.rec.counts()
+	rep := Report{Seed: r.cfg.Seed, Acknowledged: a, Indeterminate: f, Reads: rd, Faults: map[string]int{},
+		Errors: []string{"interrupted before the final logs were read"}}
+	r.mu.Lock()
+	for _, ev := range r.faults {
+		if !ev.Continued {
+			rep.Faults[ev.Type]++
+		}
+	}
+	r.mu.Unlock()
+	return rep, fmt.Errorf("%w: interrupted: %w", ErrInconclusive, ctx.Err())
 }
 
 // startWorkload starts the producers and consumers of every topic (and the idle
