@@ -67,6 +67,10 @@
 //  7. Kills every process it started (by PID) and removes its directory (--keep keeps it,
 //     with each node's log in <dir>/n<i>.log).
 //
+// A server process that exits without the harness killing it (a panic, e.g. at its
+// start) is a harness error that quotes the panic line of its log, and the node counts
+// as down from then to the end of the run.
+//
 // Exit status: 0 when nothing was violated and everything could be checked, 1 on a
 // violation, 2 on bad flags or an inconclusive run (a replica that could not be read, a
 // cluster that did not start).
