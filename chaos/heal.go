@@ -228,6 +228,9 @@ func (r *run) describeNewest(ctx context.Context) (*shardlogv1.DescribeClusterRe
 			best = resp
 		}
 	}
+	if best == nil && len(errs) == 0 {
+		return nil, errors.New("describe cluster: no live node is running")
+	}
 	if best == nil {
 		return nil, fmt.Errorf("describe cluster: no node answered: %w", errors.Join(errs...))
 	}
