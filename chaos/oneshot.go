@@ -132,19 +132,23 @@ func (r *run) drain(ctx context.Context, s Step, ev *FaultEvent) error {
 // drainNode starts the drain of node i and waits until it holds no replica and no move
 // from it is in progress; it fills in res.Num and res.Moved.
 func (r *run) drainNode(ctx context.Context, i int, res *DrainResult) error {
-	var err error
-	for {
-		var moves []*shardlogv1.MoveInfo
-		res.Num, res.Moved, moves, err = r.nodeNum(ctx, i)
+	for attempt := 1; ; attempt++ {
+		num, held, moves, err := r.nodeNum(ctx, i)
 		if err == nil {
-			_, err = r.adm.DrainNode(ctx, res.Num, false)
+			res.Num, res.Moved = num, held
+			// NB: each attempt is bounded: seed 3 saw no drain reach the servers in
+			// 60 s with one call given the whole budget.
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = r.adm.DrainNode(actx, num, false)
+			cancel()
 		}
 		if err == nil {
-			r.log.Info("drain started", "node", res.Node, "num", res.Num, "replicas", res.Moved, "moves_before", len(moves))
+			r.log.Info("drain started", "node", res.Node, "num", res.Num, "replicas", res.Moved, "moves_before", len(moves), "attempt", attempt)
 			break
 		}
+		r.log.Warn("drain: start failed; retrying", "node", res.Node, "attempt", attempt, "err", err)
 		if ctx.Err() != nil {
-			return fmt.Errorf("start: %w", err)
+			return fmt.Errorf("start (%d attempts): %w", attempt, err)
 		}
 		sleepCtx(ctx, 300*time.Millisecond)
 	}
