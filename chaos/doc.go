@@ -42,7 +42,7 @@
 //     - kill-forever: SIGKILL one node (a shard leader's 60% of the time) and never
 //     restart it: restart-all and later kills skip it. The servers then run with
 //     --dead-after (default 10 s) so that its replicas move within the run;
-//     - drain: DrainNode one live node under load, wait (at most --drain-timeout,
+//     - drain: DrainNode one live node (one whose process runs) under load, wait (at most --drain-timeout,
 //     default 60 s) until it holds no replica and no move from it is in progress, then
 //     RemoveNode it and stop its process for good. The report gives its duration and
 //     how many replicas moved; one that does not finish in time fails the run.

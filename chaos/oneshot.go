@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,7 +96,12 @@ func (r *run) killForever(ctx context.Context, s Step, ev *FaultEvent) error {
 // RemoveNode and stop its process for good. A drain that does not finish in time is
 // cancelled and recorded as failed (a violation); the node then stays.
 func (r *run) drain(ctx context.Context, s Step, ev *FaultEvent) error {
-	live := r.liveNodes()
+	// NB: among the nodes whose process runs: seed 3 once drained n5, which had
+	// panicked at its restart (its replicas moved as a dead node's would).
+	live := slices.DeleteFunc(r.liveNodes(), func(i int) bool { return !r.cl.Running(i) })
+	if len(live) == 0 {
+		return errors.New("drain: no node is running")
+	}
 	i := live[s.Pick%uint64(len(live))]
 	name := r.cl.Nodes()[i].Name
 	ev.Nodes = []string{name}
