@@ -33,7 +33,13 @@ func (r *run) watchPlacements(ctx context.Context) func() {
 		}
 		last := map[string][][]string{}
 		for _, t := range r.topics {
-			last[t.Name] = t.Replicas
+			// NB: a deep copy: updating last must not rewrite the creation sets that
+			// the history reports (seed 3 ended with every shard "created" on the
+			// three nodes left at the end).
+			last[t.Name] = make([][]string, len(t.Replicas))
+			for k, rs := range t.Replicas {
+				last[t.Name][k] = slices.Sorted(slices.Values(rs))
+			}
 		}
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
