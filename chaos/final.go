@@ -211,7 +211,9 @@ func (r *run) readReplicas(ctx context.Context) []ReplicaLog {
 		}
 		// The availability check takes each shard's replicas from its creation.
 		// Runs with kill-forever or drain move replicas on purpose.
-		if now := r.replicaNames(info.GetShards()); !takesNodes(r.cfg.Faults) && !slices.EqualFunc(now, t.Replicas, slices.Equal) {
+		// The order of a shard's replicas is not part of its placement: the servers
+		// reorder them (seen since the self-healing commit d37b47a).
+		if now := r.replicaNames(info.GetShards()); !takesNodes(r.cfg.Faults) && !slices.EqualFunc(now, t.Replicas, sameSet) {
 			r.errorf("topic %s: replicas moved during the run (%v, then %v): the availability check used the first", t.Name, t.Replicas, now)
 		}
 		for _, s := range info.GetShards() {
@@ -328,4 +330,9 @@ func appendBatches(l *ReplicaLog, batches []*shardlogv1.StoredBatch) error {
 		}
 	}
 	return nil
+}
+
+// sameSet reports whether a and b hold the same names, in any order.
+func sameSet(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
