@@ -44,6 +44,9 @@ type DrainResult struct {
 	Removed bool `json:"removed"`
 	// Err says why the drain failed (empty: it did not).
 	Err string `json:"err,omitempty"`
+	// Skipped says why the drain was not started (too few nodes running when its
+	// turn came); not a violation.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // ReplicationResult is the final replication check: after the faults ended, every

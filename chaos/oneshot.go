@@ -111,6 +111,14 @@ func (r *run) drain(ctx context.Context, s Step, ev *FaultEvent) error {
 		r.drained = res
 		r.mu.Unlock()
 	}()
+	// Plan counted on every node but those taken for good; a server that crashed
+	// since (seed 3) can leave too few, and the servers then refuse the drain.
+	if floor := max(r.cfg.ReplicationFactor, minMetaNodes); len(live)-1 < floor {
+		res.Skipped = fmt.Sprintf("only %d nodes run: draining one would leave fewer than %d", len(live), floor)
+		ev.Detail = "skipped: " + res.Skipped
+		r.log.Warn("drain skipped", "why", res.Skipped)
+		return nil
+	}
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DrainTimeout)
 	defer cancel()
 	start := time.Now()

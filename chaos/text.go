@@ -77,7 +77,11 @@ func writeHealing(w io.Writer, r Report) {
 		if !d.Removed {
 			state = "NOT removed"
 		}
-		fmt.Fprintf(w, "drain               %s (node %d): %d replicas moved in %s, %s\n", d.Node, d.Num, d.Moved, ms(d.DurationMs), state)
+		if d.Skipped != "" {
+			fmt.Fprintf(w, "drain               %s: skipped: %s\n", d.Node, d.Skipped)
+		} else {
+			fmt.Fprintf(w, "drain               %s (node %d): %d replicas moved in %s, %s\n", d.Node, d.Num, d.Moved, ms(d.DurationMs), state)
+		}
 	}
 	if rp := r.Replication; rp != nil {
 		fmt.Fprintf(w, "replication         every shard at RF on live nodes %s after the faults ended (bound %s)\n",
