@@ -109,7 +109,7 @@ func TestChaosCheckFailsUnhealedRun(t *testing.T) {
 	var b strings.Builder
 	WriteText(&b, r)
 	for _, want := range []string{"unreplicated        1", "drain failed        1", "verdict             FAIL",
-		"drain               n3 (node 3): 11 replicas moved"} {
+		"drain               n3 (node 3): FAILED after 0.0 s, holding 11 replicas at its start"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}

@@ -77,9 +77,13 @@ func writeHealing(w io.Writer, r Report) {
 		if !d.Removed {
 			state = "NOT removed"
 		}
-		if d.Skipped != "" {
+		switch {
+		case d.Skipped != "":
 			fmt.Fprintf(w, "drain               %s: skipped: %s\n", d.Node, d.Skipped)
-		} else {
+		case d.Err != "":
+			fmt.Fprintf(w, "drain               %s (node %d): FAILED after %s, holding %d replicas at its start, %s\n",
+				d.Node, d.Num, ms(d.DurationMs), d.Moved, state)
+		default:
 			fmt.Fprintf(w, "drain               %s (node %d): %d replicas moved in %s, %s\n", d.Node, d.Num, d.Moved, ms(d.DurationMs), state)
 		}
 	}
