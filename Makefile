@@ -61,13 +61,14 @@ lint:
 #   make chaos CHAOS_SEEDS="1 2" CHAOS_DURATION=60s CHAOS_FLAGS="--max-unavailable 5s"
 CHAOS_SEEDS    ?= 11 12 13 14 15
 CHAOS_DURATION ?= 120s
-CHAOS_FLAGS    ?= --idle-shards 16 --idle-interval 20s --retention-shards 2 --retention 4s --max-unavailable 10s
+CHAOS_FLAGS    ?= --idle-shards 16 --idle-interval 20s --retention-shards 2 --retention 4s --max-unavailable 10s \
+                  --dead-after 10s --replication-timeout 60s --drain-timeout 60s
 CRASH_DURATION ?= 3m
 chaos: build
 	./chaos/setup-netns.sh
 	@for s in $(CHAOS_SEEDS); do \
 		echo "== chaos seed $$s"; \
-		./$(BIN) chaos --faults kill,pause,partition,restart-all --duration $(CHAOS_DURATION) --seed $$s $(CHAOS_FLAGS) || exit 1; \
+		./$(BIN) chaos --faults kill,pause,partition,restart-all,kill-forever,drain --duration $(CHAOS_DURATION) --seed $$s $(CHAOS_FLAGS) || exit 1; \
 	done
 	$(GO) test ./node/crashtest -run TestCrash -count=1 -v -timeout 30m -args -crash.duration=$(CRASH_DURATION)
 

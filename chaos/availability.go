@@ -120,7 +120,8 @@ func worstOutage(sends, acks []int64, horizon int64, excluded []Window) outage {
 
 // checkAvailability measures every shard's worst outage. A shard is unwritable from a
 // send until its next acknowledgement; the time in which the shard had no live,
-// connected majority of its replicas (from the faults) is not counted. A shard whose
+// connected majority of its replicas (from the faults and, when replicas moved, the
+// placements seen) is not counted. A shard whose
 // counted outage exceeds the history's bound is an availability violation.
 func (tc *topicCheck) checkAvailability() {
 	tc.tr.ShardUnavailableMs = make([]int64, tc.spec.Shards)
@@ -136,7 +137,13 @@ func (tc *topicCheck) checkAvailability() {
 	}
 	for _, shard := range sortedKeys(sends) {
 		replicas := tc.replicasOf(shard)
-		excluded := noMajority(replicas, tc.h.Faults)
+		var changes []Placement
+		for _, p := range tc.h.Placements {
+			if p.Topic == tc.spec.Name && p.Shard == shard {
+				changes = append(changes, p)
+			}
+		}
+		excluded := noMajorityMoving(replicas, changes, tc.h.Faults)
 		slices.Sort(acks[shard])
 		o := worstOutage(sends[shard], acks[shard], horizon, excluded)
 		for uint32(len(tc.tr.ShardUnavailableMs)) <= shard {

@@ -47,7 +47,7 @@ func TestChaosShort(t *testing.T) {
 		t.Logf("partition faults not tested: %v", err)
 	}
 	planned := map[string]int{}
-	for _, s := range Plan(seed, faults, duration) {
+	for _, s := range Plan(seed, faults, duration, Shape{Nodes: 5, ReplicationFactor: 3}) {
 		planned[s.Kind]++
 		if s.Kind == FaultKill && s.Hold >= longKill {
 			planned["long kill"]++
@@ -107,6 +107,54 @@ func TestChaosShort(t *testing.T) {
 		if rep.Faults[k] == 0 {
 			t.Errorf("no %s fault injected: %v", k, rep.Faults)
 		}
+	}
+}
+
+// TestChaosShortKillForeverAndDrain runs real server processes through a kill-forever of
+// a shard leader (3 s into the workload) and, right after it, the drain and removal of
+// another node under load (seed 4), with the servers' --dead-after at 10 s, and requires
+// a clean report: nothing lost or skipped, no shard with a live majority unwritable for
+// more than 10 s, the drain done and the node removed, and every shard back at three
+// replicas on live nodes within 60 s of the faults' end.
+func TestChaosShortKillForeverAndDrain(t *testing.T) {
+	bin := chaosBinary(t)
+	const seed = 4
+	faults := []string{FaultKillForever, FaultDrain}
+	duration := 36 * time.Second
+	plan := Plan(seed, faults, duration, Shape{Nodes: 5, ReplicationFactor: 3})
+	if len(plan) != 2 || plan[0].Kind != FaultKillForever || plan[1].Kind != FaultDrain {
+		t.Fatalf("seed %d plans %v", seed, plan)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rep, err := Run(ctx, Config{
+		Binary: bin, Nodes: 5, Shards: 4, ReplicationFactor: 3, Faults: faults, Duration: duration,
+		Seed: seed, Producers: 2, Consumers: 1, Rate: 400, SettleTimeout: 15 * time.Second,
+		IdleShards: 4, Dir: t.TempDir(), ServerLogLevel: "warn", Logger: log,
+	})
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	t.Logf("report: %s", js)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !rep.Safe() {
+		t.Fatalf("violations: %d: %v", rep.Violations(), rep.Examples)
+	}
+	if rep.Faults[FaultKillForever] != 1 || rep.Faults[FaultDrain] != 1 {
+		t.Fatalf("faults %v", rep.Faults)
+	}
+	if rep.KillForever == nil || rep.KillForever.FullReplicationMs < 0 {
+		t.Errorf("kill-forever: %+v", rep.KillForever)
+	}
+	if rep.Drain == nil || !rep.Drain.Removed || rep.Drain.Moved == 0 {
+		t.Errorf("drain: %+v", rep.Drain)
+	}
+	if rep.Replication == nil || rep.Replication.FullAfterMs < 0 {
+		t.Errorf("replication: %+v", rep.Replication)
+	}
+	if rep.Acknowledged < 3000 {
+		t.Errorf("only %d records acknowledged", rep.Acknowledged)
 	}
 }
 

@@ -78,8 +78,11 @@ func Check(h History) Report {
 		Faults: map[string]int{}, Examples: map[string][]string{}, UnavailableBoundMs: h.MaxUnavailableMs,
 	}
 	for _, f := range h.Faults {
-		r.Faults[f.Type]++
+		if !f.Continued {
+			r.Faults[f.Type]++
+		}
 	}
+	checkHealing(h, &r)
 	for _, spec := range topicsOf(h) {
 		tc := &topicCheck{h: &h, spec: spec, r: &r, tr: &TopicReport{Name: spec.Name}}
 		for _, a := range h.Acks {

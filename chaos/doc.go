@@ -38,8 +38,24 @@
 //     - partition: drop all traffic (TCP and UDP: Raft, gRPC, gossip) between two groups
 //     of nodes, both ways, for 3-8 s: majority/minority, an isolated shard leader, or a
 //     bridge (two halves that cannot see each other, one node that sees both);
-//     - restart-all: SIGKILL every node, then start them all again.
-//  5. Heals everything, lets producers flush (bounded), waits until every replica of
+//     - restart-all: SIGKILL every node, then start them all again;
+//     - kill-forever: SIGKILL one node (a shard leader's 60% of the time) and never
+//     restart it: restart-all and later kills skip it. The servers then run with
+//     --dead-after (default 10 s) so that its replicas move within the run;
+//     - drain: DrainNode one live node (one whose process runs) under load, wait (at most --drain-timeout,
+//     default 60 s) until it holds no replica and no move from it is in progress, then
+//     RemoveNode it and stop its process for good. The report gives its duration and
+//     how many replicas moved; one that does not finish in time fails the run.
+//     Kill-forever and drain run at most once a run each, and only when the cluster can
+//     spare the node (Plan's Shape): after a kill-forever at least RF+1 live nodes when
+//     a drain is planned too, else RF; after a drain at least RF; always at least 3
+//     (the meta group). They are not among the default --faults.
+//  5. Heals everything (but nodes gone for good), lets producers flush (bounded); in
+//     runs with kill-forever or drain, waits (at most --replication-timeout after the
+//     faults ended, default 60 s) until every shard of every run topic has exactly RF
+//     replicas, all on ALIVE nodes, none on a node killed forever or removed, no move in
+//     progress and a leader, else the run fails naming the shards (ReplicationProblems);
+//     then waits until every replica of
 //     every shard reports the leader's next offset (bounded by --settle-timeout), lets
 //     every consumer reach the end of every shard (bounded the same), then reads every
 //     replica's log from its first offset on its own node with local fetches
@@ -50,6 +66,10 @@
 //     first examples of each violation.
 //  7. Kills every process it started (by PID) and removes its directory (--keep keeps it,
 //     with each node's log in <dir>/n<i>.log).
+//
+// A server process that exits without the harness killing it (a panic, e.g. at its
+// start) is a harness error that quotes the panic line of its log, and the node counts
+// as down from then to the end of the run.
 //
 // Exit status: 0 when nothing was violated and everything could be checked, 1 on a
 // violation, 2 on bad flags or an inconclusive run (a replica that could not be read, a
@@ -77,12 +97,20 @@
 //     The first gap of each consumer and shard is reported (expected offset, got);
 //   - order: one producer's records in one shard out of sequence order;
 //   - unknown record: a record in the log that no producer sent;
+//   - unreplicated: a shard not fully replicated on live nodes in time (above);
+//   - drain failed: the drain did not finish within --drain-timeout, or the drained
+//     node could not be removed;
 //   - unavailable shard: a shard unwritable for longer than --max-unavailable (default
 //     10 s) while it had a live, connected majority of its replicas. A shard is
 //     unwritable from a send until its next acknowledgement of anything (a failed send
 //     until the next success); the time in which the faults in force (killed or paused
 //     nodes, cut links, restart-all) left no live replica able to reach a majority of
-//     the shard's replicas, as placed at creation, is not counted.
+//     the shard's replicas, as placed at creation, is not counted. A node killed forever
+//     or removed counts as down from then to the end of the run. In runs with
+//     kill-forever or drain the harness describes the cluster every second and records
+//     each change of a shard's voting replicas (History.Placements; a replica being
+//     added or catching up does not vote); each set counts from when it was seen. NB:
+//     a change is seen up to a second late, so for that second the old set counts.
 //
 // The final log of a shard is, at each offset, the record most replicas hold. A send that
 // failed is indeterminate: it may be in the log (once). A replica that ends before the
@@ -102,10 +130,11 @@
 //	shardlog chaos --faults kill,pause,partition,restart-all --duration 120s
 //	shardlog chaos --seed 42 --json          # replay seed 42, JSON report
 //	shardlog chaos --nodes 3 --faults kill --keep
+//	shardlog chaos --faults kill,pause,partition,restart-all,kill-forever,drain --duration 90s
 //
 // In Go: Run(ctx, Config) runs once and returns the Report (cmd/shardlog parses the
-// flags into the Config); Check(History) is the checker; Plan(seed, faults, duration)
-// the schedule.
+// flags into the Config); Check(History) is the checker; Plan(seed, faults, duration,
+// shape) the schedule; ReplicationProblems the final replication check.
 // The server processes are started, killed, paused and restarted through localcluster;
 // Netns adds the network namespaces that partitions cut.
 package chaos

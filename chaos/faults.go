@@ -71,16 +71,17 @@ const quietFor = 12 * time.Second
 // longest), with s.Leader a shard leader's, when known; and says why.
 func (r *run) target(ctx context.Context, s Step) (int, string) {
 	if s.Idle && r.idle != nil {
-		if i, why, ok := r.quietLeader(ctx); ok {
+		if i, why, ok := r.quietLeader(ctx); ok && !r.isGone(i) {
 			return i, why
 		}
 	}
 	if s.Leader {
-		if i, ok := r.leaderOf(ctx, s.Pick); ok {
+		if i, ok := r.leaderOf(ctx, s.Pick); ok && !r.isGone(i) {
 			return i, "a shard leader"
 		}
 	}
-	return int(s.Pick % uint64(r.cfg.Nodes)), ""
+	live := r.liveNodes() // every node until one is gone for good: then as before
+	return live[s.Pick%uint64(len(live))], ""
 }
 
 // quietLeader returns the node leading the most quiet idle shards (see target).
@@ -175,7 +176,7 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 	serving := func(i int) error {
 		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		return r.cl.WaitServing(wctx, i)
+		return r.crashed(i, r.cl.WaitServing(wctx, i))
 	}
 	switch s.Kind {
 	case FaultKill:
@@ -183,13 +184,13 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 		ev.Nodes, ev.Detail = []string{r.cl.Nodes()[i].Name}, why
 		ev.Down = ev.Nodes
 		led := r.idleLedBy(ctx, i)
-		if err := r.cl.Kill(i); err != nil {
+		if err := r.kill(i); err != nil {
 			return err
 		}
 		r.log.Info("killed", "node", ev.Nodes[0], "target", why, "idle_shards_led", led)
 		r.probeIdle(led)
 		sleepCtx(ctx, s.Hold)
-		if err := r.cl.StartNode(i); err != nil {
+		if err := r.start(i); err != nil {
 			return err
 		}
 		return serving(i)
@@ -206,6 +207,10 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 		return r.cl.Resume(i)
 	case FaultRestartAll:
 		return r.restartAll(ctx, s, &ev)
+	case FaultKillForever:
+		return r.killForever(ctx, s, &ev)
+	case FaultDrain:
+		return r.drain(ctx, s, &ev)
 	case FaultPartition:
 		if r.net == nil {
 			return errors.New("no network namespaces")
@@ -231,20 +236,22 @@ func (r *run) runStep(ctx context.Context, s Step) error {
 	return fmt.Errorf("unknown fault %q", s.Kind)
 }
 
-// restartAll kills every node, waits s.Hold, starts them all again and waits until each
-// serves.
+// restartAll kills every node (but those gone for good), waits s.Hold, starts them all
+// again and waits until each serves.
 func (r *run) restartAll(ctx context.Context, s Step, ev *FaultEvent) error {
-	for i, n := range r.cl.Nodes() {
+	live := r.liveNodes()
+	for _, i := range live {
+		n := r.cl.Nodes()[i]
 		ev.Nodes = append(ev.Nodes, n.Name)
 		ev.Down = append(ev.Down, n.Name)
-		if err := r.cl.Kill(i); err != nil {
+		if err := r.kill(i); err != nil {
 			return err
 		}
 	}
 	r.probeIdle(nil)
 	sleepCtx(ctx, s.Hold)
-	for i := range r.cl.Nodes() {
-		if err := r.cl.StartNode(i); err != nil {
+	for _, i := range live {
+		if err := r.start(i); err != nil {
 			return err
 		}
 	}
@@ -253,17 +260,19 @@ func (r *run) restartAll(ctx context.Context, s Step, ev *FaultEvent) error {
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	var errs []error
-	for i := range r.cl.Nodes() {
-		errs = append(errs, r.cl.WaitServing(wctx, i))
+	for _, i := range live {
+		errs = append(errs, r.crashed(i, r.cl.WaitServing(wctx, i)))
 	}
 	return errors.Join(errs...)
 }
 
-// heal resumes every paused node of c and starts every node that is not running.
-func heal(c *localcluster.Cluster) error {
+// heal resumes every paused node of c and starts every node that is not running, but
+// those gone for good.
+func heal(c *localcluster.Cluster, gone func(int) bool) error {
 	var errs []error
 	for i := range c.Nodes() {
 		switch {
+		case gone(i):
 		case c.Paused(i):
 			errs = append(errs, c.Resume(i))
 		case !c.Running(i):

@@ -85,6 +85,12 @@ type FaultEvent struct {
 	Cut [][2]string `json:"cut,omitempty"`
 	// Detail says how the target was chosen (for the reader).
 	Detail string `json:"detail,omitempty"`
+	// Forever: the nodes in Down never came back (kill-forever, a drained node after
+	// its removal); the window lasts until the end of the history.
+	Forever bool `json:"forever,omitempty"`
+	// Continued: the event continues the fault before it (a drained node, stopped after
+	// its drain) and is not counted as a fault of its own.
+	Continued bool `json:"continued,omitempty"`
 }
 
 // LogStart is one replica's first offset as a node reported it during the run.
@@ -137,6 +143,15 @@ type History struct {
 	Reads     []Read       `json:"reads"`
 	Faults    []FaultEvent `json:"faults"`
 	Logs      []ReplicaLog `json:"logs"`
+	// Placements are the changes of shards' voting replicas seen during runs with
+	// kill-forever or drain (sorted by time); before a shard's first, its TopicSpec
+	// Replicas hold.
+	Placements []Placement `json:"placements,omitempty"`
+	// KillForever, Drain and Replication are set when the run had those faults: what
+	// the kill-forever and the drain did, and the final replication check.
+	KillForever *KillForeverResult `json:"kill_forever,omitempty"`
+	Drain       *DrainResult       `json:"drain,omitempty"`
+	Replication *ReplicationResult `json:"replication,omitempty"`
 }
 
 // TopicReport is the part of a Report about one topic.
@@ -208,6 +223,17 @@ type Report struct {
 	// UnavailableShards counts shards that stayed unwritable longer than the bound
 	// while they had a live, connected majority.
 	UnavailableShards int `json:"unavailable_shards"`
+	// Unreplicated counts shards not fully replicated on live nodes (exactly the
+	// replication factor, none on a gone node, no move in progress, a leader) within
+	// the bound after the faults ended (runs with kill-forever or drain).
+	Unreplicated int `json:"unreplicated"`
+	// DrainFailed is 1 when the drain did not finish within its bound, or the drained
+	// node could not be removed.
+	DrainFailed int `json:"drain_failed"`
+	// KillForever, Drain and Replication are the History's, for the reader.
+	KillForever *KillForeverResult `json:"kill_forever,omitempty"`
+	Drain       *DrainResult       `json:"drain,omitempty"`
+	Replication *ReplicationResult `json:"replication,omitempty"`
 	// Topics reports per topic.
 	Topics []TopicReport `json:"topics"`
 	// Examples holds the first few examples of each violation, by its JSON name.
@@ -217,11 +243,11 @@ type Report struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-// Violations returns the number of violations in r: safety, read completeness and
-// availability.
+// Violations returns the number of violations in r: safety, read completeness,
+// availability and healing (replication, drain).
 func (r *Report) Violations() int {
 	return r.Lost + r.Duplicated + r.Divergent + r.Altered + r.PhantomReads + r.OrderViolations +
-		r.UnknownRecords + r.ReadGaps + r.UnavailableShards
+		r.UnknownRecords + r.ReadGaps + r.UnavailableShards + r.Unreplicated + r.DrainFailed
 }
 
 // Safe reports whether r found no violation.

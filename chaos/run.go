@@ -13,7 +13,6 @@ import (
 
 	"shardlog/client"
 	"shardlog/localcluster"
-	"shardlog/proto/shardlogv1"
 )
 
 // Sentinel errors of the chaos package.
@@ -74,6 +73,17 @@ type Config struct {
 	KeepDir bool
 	// ServerLogLevel is the servers' --log-level. Default "info".
 	ServerLogLevel string
+	// DeadAfter is the servers' --dead-after when kill-forever or drain is among the
+	// faults (default 10s), so that a node killed for good is re-replicated within the
+	// run; other runs keep the servers' default.
+	DeadAfter time.Duration
+	// ReplicationTimeout bounds, in runs with kill-forever or drain, the time after the
+	// faults end until every shard of every run topic has exactly ReplicationFactor
+	// replicas, all on live nodes, no move in progress and a leader. Default 60s.
+	ReplicationTimeout time.Duration
+	// DrainTimeout bounds the drain: from DrainNode until the node holds no replica and
+	// no move from it is in progress. Longer fails the run. Default 60s.
+	DrainTimeout time.Duration
 	// HistoryFile, when set, receives the whole History as JSON (to study a failure).
 	HistoryFile string
 	// Logger receives progress lines. Default slog.Default().
@@ -126,6 +136,15 @@ func (c *Config) ensureDefaults() {
 	if c.SettleTimeout == 0 {
 		c.SettleTimeout = 60 * time.Second
 	}
+	if c.DeadAfter == 0 {
+		c.DeadAfter = 10 * time.Second
+	}
+	if c.ReplicationTimeout == 0 {
+		c.ReplicationTimeout = 60 * time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 60 * time.Second
+	}
 	if c.ServerLogLevel == "" {
 		c.ServerLogLevel = "info"
 	}
@@ -162,6 +181,10 @@ func (c *Config) Validate() error {
 	if c.RetentionShards > 0 && (c.Retention < 100*time.Millisecond || c.RetentionRate < 1 || c.RetentionInterval < 100*time.Millisecond) {
 		errs = append(errs, fmt.Errorf("retention %s and retention interval %s must be at least 100ms, retention rate %d at least 1",
 			c.Retention, c.RetentionInterval, c.RetentionRate))
+	}
+	if c.DeadAfter < 0 || c.ReplicationTimeout < 0 || c.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("dead after %s, replication timeout %s and drain timeout %s must not be negative",
+			c.DeadAfter, c.ReplicationTimeout, c.DrainTimeout))
 	}
 	if c.MaxUnavailable < 0 {
 		errs = append(errs, fmt.Errorf("max unavailable %s must not be negative", c.MaxUnavailable))
@@ -210,6 +233,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	var extra []string
 	if cfg.RetentionShards > 0 {
 		extra = append(extra, "--retention-interval", cfg.RetentionInterval.String())
+	}
+	if takesNodes(cfg.Faults) {
+		extra = append(extra, "--dead-after", cfg.DeadAfter.String())
 	}
 	ccfg := localcluster.Config{Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: dir,
 		LogLevel: cfg.ServerLogLevel, Logger: log, ExtraArgs: extra}
@@ -267,15 +293,25 @@ type run struct {
 	topics []TopicSpec
 	idle   *idleWriter
 
-	mu        sync.Mutex // guards faults, errs and logStarts, which the run's goroutines append to
-	faults    []FaultEvent
-	errs      []string
-	logStarts []LogStart
+	mu         sync.Mutex // guards the fields below, which the run's goroutines append to or set
+	faults     []FaultEvent
+	errs       []string
+	logStarts  []LogStart
+	gone       map[int]goneNode // nodes killed forever or drained and removed, by index
+	placements []Placement
+	killed     *KillForeverResult
+	drained    *DrainResult
+	// expectDown marks nodes the run killed on purpose; closing, the end of the run:
+	// watchExit reports any other exit.
+	expectDown map[int]bool
+	closing    bool
+
+	bg sync.WaitGroup // watchFullReplication; ends with the ctx given to inject
 }
 
 func (r *run) execute(ctx context.Context) (Report, error) {
 	cfg := r.cfg
-	plan := Plan(cfg.Seed, cfg.Faults, cfg.Duration)
+	plan := Plan(cfg.Seed, cfg.Faults, cfg.Duration, Shape{Nodes: cfg.Nodes, ReplicationFactor: cfg.ReplicationFactor})
 	r.log.Info("chaos run", "nodes", cfg.Nodes, "shards", cfg.Shards, "rf", cfg.ReplicationFactor,
 		"faults", cfg.Faults, "duration", cfg.Duration, "planned_faults", len(plan), "dir", r.dir)
 	if err := r.cl.Start(ctx, 90*time.Second); err != nil {
@@ -292,47 +328,50 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	}
 
 	r.rec = &recorder{start: time.Now()}
+	for i := range r.cl.Nodes() {
+		r.watchExit(i)
+	}
+	defer func() {
+		r.mu.Lock()
+		r.closing = true
+		r.mu.Unlock()
+	}()
 	stopProducers, stopConsumers := r.startWorkload(ctx)
 	defer stopConsumers()
 	defer stopProducers()
 	stopWatch := r.watchLogStarts(ctx)
 	defer stopWatch()
+	stopPlacements := r.watchPlacements(ctx)
+	defer stopPlacements()
 
-	r.inject(ctx, plan)
-	workloadEnd := r.rec.sinceMs()
+	ictx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	r.inject(ictx, plan)
+	workloadEnd, faultsEnd := r.rec.sinceMs(), time.Now()
 	stopProducers()
 	stopWatch()
-	if err := heal(r.cl); err != nil {
-		r.errorf("heal: %v", err)
-	}
-	if r.net != nil {
-		if err := r.net.Heal(); err != nil {
-			r.errorf("heal network: %v", err)
-		}
-	}
+	r.healAll()
 	acks, failed, _ := r.rec.counts()
 	r.log.Info("workload stopped", "acknowledged", acks, "failed", failed)
 
+	var repl *ReplicationResult
+	if takesNodes(cfg.Faults) {
+		repl = r.awaitReplication(ctx, faultsEnd)
+	}
+	stopBg()
+	stopPlacements()
+	r.bg.Wait()
 	ends := r.settle(ctx)
 	r.waitConsumers(ctx, ends)
 	stopConsumers()
 	logs := r.readReplicas(ctx)
 	readDone := time.Now().UnixMilli()
 	if ctx.Err() != nil {
-		// Without the final logs every acknowledgement would look lost: report only
-		// what the workload did, and call the run what it is.
-		a, f, rd := r.rec.counts()
-		rep := Report{Seed: cfg.Seed, Acknowledged: a, Indeterminate: f, Reads: rd, Faults: map[string]int{},
-			Errors: []string{"interrupted before the final logs were read"}}
-		r.mu.Lock()
-		for _, ev := range r.faults {
-			rep.Faults[ev.Type]++
-		}
-		r.mu.Unlock()
-		return rep, fmt.Errorf("%w: interrupted: %w", ErrInconclusive, ctx.Err())
+		return r.interrupted(ctx)
 	}
 
 	h, errs := r.history(workloadEnd, readDone, logs)
+	h.Replication = repl
 	if cfg.HistoryFile != "" {
 		if err := writeHistory(cfg.HistoryFile, h); err != nil {
 			r.errorf("write history: %v", err)
@@ -347,6 +386,35 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("%w: %d harness errors, first: %s", ErrInconclusive, len(rep.Errors), rep.Errors[0])
 	}
 	return rep, nil
+}
+
+// healAll resumes and starts every node (but those gone for good) and heals the network.
+func (r *run) healAll() {
+	if err := heal(r.cl, r.isGone); err != nil {
+		r.errorf("heal: %v", err)
+	}
+	if r.net != nil {
+		if err := r.net.Heal(); err != nil {
+			r.errorf("heal network: %v", err)
+		}
+	}
+}
+
+// interrupted is the Report of a run whose ctx ended before the final logs were read.
+// Without them every acknowledgement would look lost: it reports only what the
+// workload did, and calls the run what it is.
+func (r *run) interrupted(ctx context.Context) (Report, error) {
+	a, f, rd := r.rec.counts()
+	rep := Report{Seed: r.cfg.Seed, Acknowledged: a, Indeterminate: f, Reads: rd, Faults: map[string]int{},
+		Errors: []string{"interrupted before the final logs were read"}}
+	r.mu.Lock()
+	for _, ev := range r.faults {
+		if !ev.Continued {
+			rep.Faults[ev.Type]++
+		}
+	}
+	r.mu.Unlock()
+	return rep, fmt.Errorf("%w: interrupted: %w", ErrInconclusive, ctx.Err())
 }
 
 // startWorkload starts the producers and consumers of every topic (and the idle
@@ -418,72 +486,6 @@ func (r *run) errorf(format string, args ...any) {
 	r.mu.Unlock()
 }
 
-// createTopics creates the run's topics, waits until every shard has a leader and
-// records each shard's replicas in r.topics.
-func (r *run) createTopics(ctx context.Context) error {
-	cfg := r.cfg
-	specs := []TopicSpec{{Name: Topic, Shards: uint32(cfg.Shards), Consumers: cfg.Consumers}}
-	side := min(cfg.Consumers, 1)
-	if cfg.IdleShards > 0 {
-		specs = append(specs, TopicSpec{Name: IdleTopic, Shards: uint32(cfg.IdleShards), Consumers: side})
-	}
-	if cfg.RetentionShards > 0 {
-		specs = append(specs, TopicSpec{Name: RetentionTopic, Shards: uint32(cfg.RetentionShards),
-			RetentionMs: cfg.Retention.Milliseconds(), Consumers: side})
-	}
-	for _, spec := range specs {
-		if err := r.createTopic(ctx, &spec); err != nil {
-			return err
-		}
-		r.topics = append(r.topics, spec)
-	}
-	return nil
-}
-
-// createTopic creates one topic, waits until every shard has a leader and fills in
-// spec.Replicas.
-func (r *run) createTopic(ctx context.Context, spec *TopicSpec) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	ps := &shardlogv1.TopicSpec{Name: spec.Name, Shards: spec.Shards, ReplicationFactor: uint32(r.cfg.ReplicationFactor),
-		RetentionMs: spec.RetentionMs}
-	for {
-		_, err := r.adm.CreateTopic(ctx, ps)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("chaos: create topic %s: %w", spec.Name, err)
-		}
-		if info, derr := r.adm.DescribeTopic(ctx, spec.Name, false); derr == nil && info != nil {
-			break // an earlier attempt created it
-		}
-		sleepCtx(ctx, 300*time.Millisecond)
-	}
-	info, err := r.adm.WaitLed(ctx, spec.Name)
-	if err != nil {
-		return fmt.Errorf("chaos: %w", err)
-	}
-	spec.Replicas = r.replicaNames(info.GetShards())
-	return nil
-}
-
-// replicaNames returns, per shard index, the names of the nodes holding its replicas.
-func (r *run) replicaNames(shards []*shardlogv1.ShardInfo) [][]string {
-	out := make([][]string, len(shards))
-	for _, s := range shards {
-		if int(s.GetIndex()) >= len(out) {
-			continue
-		}
-		for _, rep := range s.GetReplicas() {
-			if i, ok := r.nodeIndex(rep.GetClientAddr()); ok {
-				out[s.GetIndex()] = append(out[s.GetIndex()], r.cl.Nodes()[i].Name)
-			}
-		}
-	}
-	return out
-}
-
 // startProgress logs counts every 10 s until ctx ends; the returned func waits for it.
 func (r *run) startProgress(ctx context.Context) func() {
 	done := make(chan struct{})
@@ -534,6 +536,21 @@ func (r *run) history(workloadEnd, readDone int64, logs []ReplicaLog) (History, 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h.Faults = slices.Clone(r.faults)
+	end := max(r.rec.sinceMs(), workloadEnd)
+	for i := range h.Faults {
+		if h.Faults[i].Forever {
+			h.Faults[i].EndMs = end // never healed: down until the end of the history
+		}
+	}
+	if r.killed != nil {
+		kf := *r.killed
+		h.KillForever = &kf
+	}
+	if r.drained != nil {
+		d := *r.drained
+		h.Drain = &d
+	}
 	h.LogStarts = slices.Clone(r.logStarts)
+	h.Placements = slices.Clone(r.placements)
 	return h, slices.Clone(r.errs)
 }

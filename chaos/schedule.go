@@ -14,10 +14,55 @@ const (
 	FaultPause      = "pause"
 	FaultPartition  = "partition"
 	FaultRestartAll = "restart-all"
+	// FaultKillForever SIGKILLs one node and never restarts it (at most once a run).
+	FaultKillForever = "kill-forever"
+	// FaultDrain drains one live node under load, removes it and stops it for good (at
+	// most once a run).
+	FaultDrain = "drain"
 )
 
 // AllFaults lists every fault type in a fixed order.
-var AllFaults = []string{FaultKill, FaultPause, FaultPartition, FaultRestartAll}
+var AllFaults = []string{FaultKill, FaultPause, FaultPartition, FaultRestartAll, FaultKillForever, FaultDrain}
+
+// DefaultFaults are the fault types `shardlog chaos` injects unless told otherwise: those
+// that give every node back.
+var DefaultFaults = []string{FaultKill, FaultPause, FaultPartition, FaultRestartAll}
+
+// oneShot reports whether fault type k runs at most once a run: it takes a node away
+// for good.
+func oneShot(k string) bool { return k == FaultKillForever || k == FaultDrain }
+
+// Shape is what Plan needs to know of the cluster: how many nodes a fault that takes
+// one away for good may leave.
+type Shape struct {
+	Nodes, ReplicationFactor int
+}
+
+// minMetaNodes is the fewest nodes the meta group (three voters) is left with.
+const minMetaNodes = 3
+
+// fitting returns kinds without the one-shot faults the cluster cannot spare a node
+// for. After a kill-forever the live nodes must still be at least the replication
+// factor + 1 when a drain is also planned (the drain needs a node to move to), else
+// the replication factor; after a drain (and a kill-forever, if planned) at least the
+// replication factor; always at least minMetaNodes. When only one fits, kill-forever
+// stays.
+func fitting(kinds []string, shape Shape) []string {
+	floor := max(shape.ReplicationFactor, minMetaNodes)
+	kf, dr := slices.Contains(kinds, FaultKillForever), slices.Contains(kinds, FaultDrain)
+	keepKF := kf && shape.Nodes-1 >= floor
+	keepDrain := dr && shape.Nodes-1-btoi(keepKF) >= floor
+	return slices.DeleteFunc(slices.Clone(kinds), func(k string) bool {
+		return (k == FaultKillForever && !keepKF) || (k == FaultDrain && !keepDrain)
+	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // Partition shapes.
 const (
@@ -103,13 +148,24 @@ const (
 	longKillAfter = 15 * time.Second
 )
 
-// Plan returns the fault schedule for a run: a pure function of seed, the fault types and
-// the workload's duration. Faults run one at a time; the types rotate through a fresh
-// random permutation each round, so every type recurs evenly.
-func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
+// drainHold is the time the schedule sets aside for a drain (the step takes as long as
+// the drain does, up to Config.DrainTimeout); killForeverHold likewise for a kill-forever.
+const (
+	drainHold       = 20 * time.Second
+	killForeverHold = time.Second
+)
+
+// Plan returns the fault schedule for a run: a pure function of seed, the fault types,
+// the workload's duration and the cluster's shape. Faults run one at a time; the types
+// rotate through a fresh random permutation each round, so every type recurs evenly,
+// except kill-forever and drain: at most once each, and only when the cluster can spare
+// the node (fitting). Without them the schedule is what it was before they existed.
+func Plan(seed uint64, kinds []string, duration time.Duration, shape Shape) []Step {
+	kinds = fitting(kinds, shape)
 	if len(kinds) == 0 {
 		return nil
 	}
+	used := map[string]bool{}
 	rng := NewRand(seed)
 	between := func(lo, hi time.Duration) time.Duration {
 		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
@@ -119,7 +175,10 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 	longDone := false // the first kill from longKillAfter on is long, later ones one in three
 	var lastAll time.Duration
 	for {
-		round := slices.Clone(kinds)
+		round := slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return used[k] })
+		if len(round) == 0 {
+			return steps
+		}
 		rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
 		for _, k := range round {
 			s := Step{At: at, Kind: k, Pick: rng.Uint64()}
@@ -146,12 +205,19 @@ func Plan(seed uint64, kinds []string, duration time.Duration) []Step {
 			case FaultRestartAll:
 				s.Hold = between(500*time.Millisecond, 2*time.Second)
 				recover = 5 * time.Second
+			case FaultKillForever:
+				s.Hold, s.Leader = killForeverHold, rng.IntN(10) < 6
+				recover = 2 * time.Second
+			case FaultDrain:
+				s.Hold = drainHold
+				recover = 2 * time.Second
 			}
 			gap := between(2*time.Second, 4*time.Second)
 			if s.At+s.Hold+recover > duration {
 				return steps
 			}
 			steps = append(steps, s)
+			used[k] = oneShot(k)
 			if k == FaultPartition || k == FaultRestartAll {
 				lastAll = s.At + s.Hold // they probe (and wake) every idle shard
 			}

@@ -8,6 +8,8 @@ import (
 	"time"
 )
 
+var fiveNodes = Shape{Nodes: 5, ReplicationFactor: 3}
+
 func TestSchedulePlanIsReplayableAndBounded(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -15,7 +17,7 @@ func TestSchedulePlanIsReplayableAndBounded(t *testing.T) {
 		duration time.Duration
 		minEach  int
 	}{
-		{"all faults, long run", AllFaults, 120 * time.Second, 2},
+		{"default faults, long run", DefaultFaults, 120 * time.Second, 2},
 		{"process faults, short run", []string{FaultKill, FaultPause, FaultRestartAll}, 36 * time.Second, 1},
 		{"kill only", []string{FaultKill}, 60 * time.Second, 3},
 		{"nothing", nil, 60 * time.Second, 0},
@@ -23,7 +25,7 @@ func TestSchedulePlanIsReplayableAndBounded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for seed := uint64(1); seed <= 20; seed++ {
-				a, b := Plan(seed, tt.kinds, tt.duration), Plan(seed, tt.kinds, tt.duration)
+				a, b := Plan(seed, tt.kinds, tt.duration, fiveNodes), Plan(seed, tt.kinds, tt.duration, fiveNodes)
 				if !reflect.DeepEqual(a, b) {
 					t.Fatalf("seed %d: two plans differ", seed)
 				}
@@ -45,7 +47,7 @@ func TestSchedulePlanIsReplayableAndBounded(t *testing.T) {
 					}
 				}
 			}
-			if len(tt.kinds) > 0 && reflect.DeepEqual(Plan(1, tt.kinds, tt.duration), Plan(2, tt.kinds, tt.duration)) {
+			if len(tt.kinds) > 0 && reflect.DeepEqual(Plan(1, tt.kinds, tt.duration, fiveNodes), Plan(2, tt.kinds, tt.duration, fiveNodes)) {
 				t.Error("seeds 1 and 2 give the same plan")
 			}
 		})
@@ -60,7 +62,7 @@ func TestSchedulePlanHasLongKills(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
 		longBefore := long
 		var lastAll time.Duration
-		for _, s := range Plan(seed, AllFaults, 120*time.Second) {
+		for _, s := range Plan(seed, DefaultFaults, 120*time.Second, fiveNodes) {
 			if s.Kind == FaultKill && s.Hold >= longKill && s.At-lastAll < longKillAfter-time.Second {
 				t.Fatalf("seed %d: long kill %v only %s after a partition or restart-all", seed, s, s.At-lastAll)
 			}
@@ -79,7 +81,7 @@ func TestSchedulePlanHasLongKills(t *testing.T) {
 			}
 		}
 		if long == longBefore {
-			t.Errorf("seed %d: no long kill in 120 s: %v", seed, Plan(seed, AllFaults, 120*time.Second))
+			t.Errorf("seed %d: no long kill in 120 s: %v", seed, Plan(seed, DefaultFaults, 120*time.Second, fiveNodes))
 		}
 	}
 	if long == 0 || short == 0 || longKill <= 10*time.Second {
@@ -186,6 +188,73 @@ func TestSchedulePartitionSides(t *testing.T) {
 				}
 				if !reflect.DeepEqual(c, Sides(tt.shape, tt.n, pick, tt.leader)) {
 					t.Fatal("Sides is not deterministic")
+				}
+			}
+		})
+	}
+}
+
+// TestSchedulePlanTakesNodesAtMostOnce checks that kill-forever and drain are planned at
+// most once a run each, that most seeds plan them, and that asking for them leaves the
+// other faults' schedule up to them as it was.
+func TestSchedulePlanTakesNodesAtMostOnce(t *testing.T) {
+	seen := map[string]int{}
+	for seed := uint64(1); seed <= 30; seed++ {
+		count := map[string]int{}
+		for _, s := range Plan(seed, AllFaults, 120*time.Second, fiveNodes) {
+			count[s.Kind]++
+			if s.Kind == FaultDrain && s.Hold != drainHold {
+				t.Fatalf("seed %d: drain %v", seed, s)
+			}
+		}
+		for _, k := range []string{FaultKillForever, FaultDrain} {
+			if count[k] > 1 {
+				t.Fatalf("seed %d: %s planned %d times", seed, k, count[k])
+			}
+			seen[k] += count[k]
+		}
+		// One-shot faults that do not fit are dropped before any random choice.
+		if a, b := Plan(seed, DefaultFaults, 60*time.Second, fiveNodes),
+			Plan(seed, AllFaults, 60*time.Second, Shape{Nodes: 3, ReplicationFactor: 3}); !reflect.DeepEqual(a, b) {
+			t.Fatalf("seed %d: plans differ when the one-shot faults do not fit:\n%v\n%v", seed, a, b)
+		}
+	}
+	if seen[FaultKillForever] < 25 || seen[FaultDrain] < 25 {
+		t.Fatalf("in 30 seeds of 120 s: %v", seen)
+	}
+}
+
+// TestSchedulePlanTakesNodesOnlyWhenEnoughRemain checks the node-count limits: after a
+// kill-forever at least RF+1 live nodes when a drain is planned too, else RF; after a
+// drain at least RF; always at least 3 for the meta group.
+func TestSchedulePlanTakesNodesOnlyWhenEnoughRemain(t *testing.T) {
+	both := []string{FaultKill, FaultKillForever, FaultDrain}
+	tests := []struct {
+		name  string
+		kinds []string
+		shape Shape
+		want  []string // the one-shot faults kept
+	}{
+		{"five nodes rf 3: both", both, Shape{5, 3}, []string{FaultKillForever, FaultDrain}},
+		{"six nodes rf 3: both", both, Shape{6, 3}, []string{FaultKillForever, FaultDrain}},
+		{"four nodes rf 3: kill-forever only", both, Shape{4, 3}, []string{FaultKillForever}},
+		{"four nodes rf 3, drain alone", []string{FaultDrain}, Shape{4, 3}, []string{FaultDrain}},
+		{"three nodes rf 3: neither", both, Shape{3, 3}, nil},
+		{"five nodes rf 5: neither", both, Shape{5, 5}, nil},
+		{"four nodes rf 1: meta keeps 3", both, Shape{4, 1}, []string{FaultKillForever}},
+		{"five nodes rf 4: kill-forever only", both, Shape{5, 4}, []string{FaultKillForever}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := slices.DeleteFunc(fitting(tt.kinds, tt.shape), func(k string) bool { return !oneShot(k) })
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("fitting kept %v, want %v", got, tt.want)
+			}
+			for seed := uint64(1); seed <= 10; seed++ {
+				for _, s := range Plan(seed, tt.kinds, 120*time.Second, tt.shape) {
+					if oneShot(s.Kind) && !slices.Contains(tt.want, s.Kind) {
+						t.Fatalf("seed %d plans %v on %+v", seed, s, tt.shape)
+					}
 				}
 			}
 		})

@@ -77,7 +77,9 @@ func defineChaosFlags(fs *flag.FlagSet, cfg *chaos.Config) chaosFlagValues {
 	fs.IntVar(&cfg.Nodes, "nodes", 5, "server processes")
 	fs.IntVar(&cfg.Shards, "shards", 8, "shards of the test topic")
 	fs.IntVar(&cfg.ReplicationFactor, "replication-factor", 3, "replicas per shard")
-	v := chaosFlagValues{faults: fs.String("faults", strings.Join(chaos.AllFaults, ","), "faults to inject: any of "+strings.Join(chaos.AllFaults, ","))}
+	v := chaosFlagValues{faults: fs.String("faults", strings.Join(chaos.DefaultFaults, ","),
+		"faults to inject: any of "+strings.Join(chaos.AllFaults, ",")+" ("+chaos.FaultKillForever+" and "+chaos.FaultDrain+
+			" take a node away for good, at most once a run, when enough nodes remain)")}
 	fs.DurationVar(&cfg.Duration, "duration", 60*time.Second, "how long the workload and the faults run")
 	v.seed = fs.Uint64("seed", 0, "seed of every random choice (0: a random seed, printed)")
 	fs.IntVar(&cfg.Producers, "producers", 4, "producer clients")
@@ -91,6 +93,11 @@ func defineChaosFlags(fs *flag.FlagSet, cfg *chaos.Config) chaosFlagValues {
 	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", time.Second, "the servers' --retention-interval (how often leaders apply retention)")
 	fs.DurationVar(&cfg.MaxUnavailable, "max-unavailable", 10*time.Second,
 		"fail the run when a shard that had a live, connected majority of its replicas stayed unwritable longer")
+	fs.DurationVar(&cfg.DeadAfter, "dead-after", 10*time.Second,
+		"servers' --dead-after in runs with "+chaos.FaultKillForever+" or "+chaos.FaultDrain+" (how long a node is DEAD before its replicas move)")
+	fs.DurationVar(&cfg.ReplicationTimeout, "replication-timeout", 60*time.Second,
+		"in runs with "+chaos.FaultKillForever+" or "+chaos.FaultDrain+": fail unless every shard is at its replication factor on live nodes, with no move in progress and a leader, this long after the faults end")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 60*time.Second, "fail the run when the drain takes longer (until the node holds no replica and no move from it is in progress)")
 	fs.DurationVar(&cfg.SettleTimeout, "settle-timeout", 60*time.Second, "bound on the heal-and-read phase's waits")
 	fs.StringVar(&cfg.Dir, "dir", "", "where the run's temporary directory goes (default the system temp dir)")
 	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the run's directory (data, server logs)")
@@ -154,7 +161,8 @@ func checkChaosValues(cfg chaos.Config, stderr io.Writer) bool {
 		name string
 		v    time.Duration
 	}{{"max-unavailable", cfg.MaxUnavailable}, {"idle-interval", cfg.IdleInterval}, {"retention", cfg.Retention},
-		{"retention-interval", cfg.RetentionInterval}} {
+		{"retention-interval", cfg.RetentionInterval}, {"dead-after", cfg.DeadAfter},
+		{"replication-timeout", cfg.ReplicationTimeout}, {"drain-timeout", cfg.DrainTimeout}} {
 		if d.v <= 0 {
 			fmt.Fprintf(stderr, "chaos: --%s %s must be positive\n", d.name, d.v)
 			return false
