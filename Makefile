@@ -21,7 +21,7 @@ help:
 	@echo "  make lint    gofmt, go vet, staticcheck"
 	@echo "  make fuzz    fuzz the batch decoder for FUZZTIME (default 30s)"
 	@echo "  make bench   the benchmark matrix (about 4 min): JSON and a table under bench/results/"
-	@echo "  make chaos   the long chaos set: 5 seeds x 120 s, all faults, busy + idle + retention topics, availability bound 10 s"
+	@echo "  make chaos   the long chaos set: 5 seeds x 120 s, all faults (kill-forever and drain too), busy + idle + retention topics, availability bound 10 s"
 	@echo "               (partitions need root: installs iproute2, nftables), then CRASH_DURATION (default 3m) of in-process power cuts"
 	@echo "  make proto   install protoc and the pinned plugins, regenerate proto/shardlogv1"
 
