@@ -209,6 +209,18 @@ func (s *State) MoveTargets(id ids.NodeID) []Move {
 	return out
 }
 
+// Members returns the replicas of sh that are Raft members: its replicas, and the
+// new replica of a move in progress once it was added (catching up or promoted).
+// A promoted new replica can lead the shard before the move is done, so routing
+// and status must know it.
+func (s *State) Members(sh Shard) []Replica {
+	m, ok := s.Moves[sh.ShardID]
+	if !ok || (m.Phase != PhaseCatchingUp && m.Phase != PhasePromoted) {
+		return sh.Replicas
+	}
+	return append(slices.Clone(sh.Replicas), m.To)
+}
+
 // SortedMoves returns the moves in progress ordered by shard ID (copies).
 func (s *State) SortedMoves() []Move {
 	out := make([]Move, 0, len(s.Moves))

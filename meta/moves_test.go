@@ -277,3 +277,26 @@ func TestMetaNewMetaReplica(t *testing.T) {
 		t.Fatalf("new meta replica of an unknown node: %v", err)
 	}
 }
+
+func TestMetaMembersIncludeAnAddedMoveTarget(t *testing.T) {
+	s := movesState(t, 4, 1)
+	sh := s.Topics["t"].ShardList[0].Clone()
+	if err := apply(s, startMove(sh.ShardID, 3, 4)); err != nil {
+		t.Fatal(err)
+	}
+	to := s.Moves[sh.ShardID].To
+	if got := s.Members(sh); len(got) != 3 {
+		t.Fatalf("adding: members %+v; the new replica is not a Raft member yet", got)
+	}
+	for _, p := range []MovePhase{PhaseCatchingUp, PhasePromoted} {
+		if err := apply(s, advance(sh.ShardID, to.ReplicaID, p)); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Members(sh); len(got) != 4 || got[3] != to || !slices.Equal(got[:3], sh.Replicas) {
+			t.Fatalf("%s: members %+v, want the replicas and %+v", p, got, to)
+		}
+	}
+	if len(s.Topics["t"].ShardList[0].Replicas) != 3 {
+		t.Fatal("Members changed the shard's replica list")
+	}
+}

@@ -145,6 +145,20 @@ func (n *Node) stepCatchingUp(ctx context.Context, v *meta.State, m meta.Move, f
 	if behind > catchUpSlack {
 		return nil // the next pass looks again
 	}
+	if (f.fromVotes || f.fromLearns) && n.nodeGone(m.From.NodeID, time.Now()) {
+		// NB: the old replica is gone for good, so take it out before the new one
+		// votes. Promoting first would make four voters with one dead: every
+		// commit, the removal included, would need all three live ones, the new
+		// replica as well. Removing first leaves the two live voters the shard
+		// already needed; after the promotion it tolerates a failure again.
+		if err := n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
+			return n.nh.SyncRequestDeleteReplica(ctx, uint64(m.ShardID), uint64(m.From.ReplicaID), ccid)
+		}); err != nil {
+			return fmt.Errorf("remove replica %d of a gone node before the promotion: %w", m.From.ReplicaID, err)
+		}
+		n.log.Info("move: removed the gone node's replica before the promotion", "topic", m.Topic, "shard", m.ShardID,
+			"from", fmt.Sprintf("r%d@%d", m.From.ReplicaID, v.Num(m.From.NodeID)))
+	}
 	err = n.changeMembership(ctx, m.ShardID, func(ctx context.Context, ccid uint64) error {
 		return n.nh.SyncRequestAddReplica(ctx, uint64(m.ShardID), to, f.target.RaftAddr, ccid)
 	})

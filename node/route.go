@@ -113,7 +113,7 @@ func (n *Node) route(v *meta.State, sh meta.Shard, hops uint32, attempt int) (ta
 			if leader == rid {
 				return target{local: true, node: n.id.NodeID}, nil
 			}
-			for _, r := range sh.Replicas {
+			for _, r := range v.Members(sh) {
 				if r.ReplicaID != leader {
 					continue
 				}

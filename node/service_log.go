@@ -217,7 +217,7 @@ func (n *Node) collectStatus(ctx context.Context, v *meta.State, shards []meta.S
 	replicaOf := map[ids.ShardID]map[ids.NodeID]ids.ReplicaID{}
 	for _, sh := range shards {
 		replicaOf[sh.ShardID] = map[ids.NodeID]ids.ReplicaID{}
-		for _, r := range sh.Replicas {
+		for _, r := range v.Members(sh) {
 			byNode[r.NodeID] = append(byNode[r.NodeID], uint64(sh.ShardID))
 			replicaOf[sh.ShardID][r.NodeID] = r.ReplicaID
 		}

@@ -185,7 +185,11 @@ func (n *Node) orphaned(sh meta.Shard, rid ids.ReplicaID) bool {
 		}
 		return 2*alive <= len(sh.Replicas)
 	}
-	for _, r := range sh.Replicas {
+	members := sh.Replicas
+	if v := n.view.Load(); v != nil {
+		members = v.Members(sh) // the leader may be a move's new replica
+	}
+	for _, r := range members {
 		if r.ReplicaID == leader {
 			return !n.peerAlive(r.NodeID)
 		}
