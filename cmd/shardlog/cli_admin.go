@@ -259,6 +259,24 @@ func describeCluster(ctx context.Context, g globals, c *client.Client) (cl *shar
 	return cl, err
 }
 
+// clusterCommand runs a read command that takes no arguments and a --json flag
+// (usage jsonUsage) on one DescribeCluster answer.
+func clusterCommand(ctx context.Context, e *env, g globals, args []string, name, jsonUsage string,
+	show func(cl *shardlogv1.DescribeClusterResponse, asJSON bool) error) error {
+	fs := newFlags(name, &g)
+	asJSON := fs.Bool("json", false, jsonUsage)
+	if _, err := parse(e, fs, args, 0); err != nil {
+		return err
+	}
+	return withClient(ctx, e, g, func(c *client.Client) error {
+		cl, err := describeCluster(ctx, g, c)
+		if err != nil {
+			return err
+		}
+		return show(cl, *asJSON)
+	})
+}
+
 // writeJSON prints v indented, with a final newline.
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
@@ -270,17 +288,8 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func cmdDump(ctx context.Context, e *env, g globals, args []string) error {
-	fs := newFlags("dump", &g)
-	asJSON := fs.Bool("json", false, "print the DescribeCluster answer as JSON")
-	if _, err := parse(e, fs, args, 0); err != nil {
-		return err
-	}
-	return withClient(ctx, e, g, func(c *client.Client) error {
-		cl, err := describeCluster(ctx, g, c)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
+	return clusterCommand(ctx, e, g, args, "dump", "print the DescribeCluster answer as JSON", func(cl *shardlogv1.DescribeClusterResponse, asJSON bool) error {
+		if asJSON {
 			b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}.Marshal(cl)
 			if err != nil {
 				return err

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"shardlog/client"
 	"shardlog/proto/shardlogv1"
 )
 
@@ -51,18 +50,9 @@ type healthNode struct {
 }
 
 func cmdClusterHealth(ctx context.Context, e *env, g globals, args []string) error {
-	fs := newFlags("cluster health", &g)
-	asJSON := fs.Bool("json", false, "print the report as one JSON object")
-	if _, err := parse(e, fs, args, 0); err != nil {
-		return err
-	}
-	return withClient(ctx, e, g, func(c *client.Client) error {
-		cl, err := describeCluster(ctx, g, c)
-		if err != nil {
-			return err
-		}
+	return clusterCommand(ctx, e, g, args, "cluster health", "print the report as one JSON object", func(cl *shardlogv1.DescribeClusterResponse, asJSON bool) (err error) {
 		r := checkHealth(cl)
-		if *asJSON {
+		if asJSON {
 			err = writeJSON(e.stdout, r)
 		} else {
 			writeHealth(e, r)

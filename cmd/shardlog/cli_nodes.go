@@ -50,18 +50,9 @@ func nodeRows(cl *shardlogv1.DescribeClusterResponse) []nodeRow {
 }
 
 func cmdNodeList(ctx context.Context, e *env, g globals, args []string) error {
-	fs := newFlags("node list", &g)
-	asJSON := fs.Bool("json", false, "print a JSON array, one object per node")
-	if _, err := parse(e, fs, args, 0); err != nil {
-		return err
-	}
-	return withClient(ctx, e, g, func(c *client.Client) error {
-		cl, err := describeCluster(ctx, g, c)
-		if err != nil {
-			return err
-		}
+	return clusterCommand(ctx, e, g, args, "node list", "print a JSON array, one object per node", func(cl *shardlogv1.DescribeClusterResponse, asJSON bool) error {
 		rows := nodeRows(cl)
-		if *asJSON {
+		if asJSON {
 			return writeJSON(e.stdout, rows)
 		}
 		fmt.Fprintf(e.stdout, "answered by node %s, meta leader %s\n", numString(cl.GetThisNodeNum()), metaLeaderString(cl))
