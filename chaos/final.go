@@ -29,16 +29,7 @@ func (r *run) watchLogStarts(ctx context.Context) func() {
 		if r.cfg.RetentionShards <= 0 {
 			return
 		}
-		t := time.NewTicker(r.cfg.RetentionInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			r.sampleLogStarts(ctx)
-		}
+		everyTick(ctx, r.cfg.RetentionInterval, func() { r.sampleLogStarts(ctx) })
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); <-done }) }
@@ -147,14 +138,11 @@ func Unsettled(ctx context.Context, shards []*shardlogv1.ShardInfo) string {
 
 // ReplicaStatus asks the node at addr for its replica of shardID (at most 2 s).
 func ReplicaStatus(ctx context.Context, addr string, shardID uint64) (*shardlogv1.ShardStatus, error) {
-	cc, err := grpc.NewClient(addr, shardlogv1.DialOptions()...)
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := shardlogv1.NewClusterClient(cc).ShardStatus(ctx, &shardlogv1.ShardStatusRequest{ShardIds: []uint64{shardID}})
+	var resp *shardlogv1.ShardStatusResponse
+	err := callNode(ctx, addr, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = shardlogv1.NewClusterClient(cc).ShardStatus(ctx, &shardlogv1.ShardStatusRequest{ShardIds: []uint64{shardID}})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +150,19 @@ func ReplicaStatus(ctx context.Context, addr string, shardID uint64) (*shardlogv
 		return nil, fmt.Errorf("no status for shard %d", shardID)
 	}
 	return resp.GetShards()[0], nil
+}
+
+// callNode runs one call on a connection of its own to the node at addr, bounded by
+// 2 s: the checks ask one particular node, not whichever the admin client picks.
+func callNode(ctx context.Context, addr string, call func(context.Context, *grpc.ClientConn) error) error {
+	cc, err := grpc.NewClient(addr, shardlogv1.DialOptions()...)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return call(ctx, cc)
 }
 
 // waitConsumers gives the consumers (bounded by the settle timeout) time to read every

@@ -255,13 +255,10 @@ func (r *run) describeNewest(ctx context.Context) (*shardlogv1.DescribeClusterRe
 }
 
 // describeAt asks the node at addr for the cluster description (at most 2 s).
-func describeAt(ctx context.Context, addr string) (*shardlogv1.DescribeClusterResponse, error) {
-	cc, err := grpc.NewClient(addr, shardlogv1.DialOptions()...)
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return shardlogv1.NewAdminClient(cc).DescribeCluster(ctx, &shardlogv1.DescribeClusterRequest{})
+func describeAt(ctx context.Context, addr string) (resp *shardlogv1.DescribeClusterResponse, err error) {
+	err = callNode(ctx, addr, func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err = shardlogv1.NewAdminClient(cc).DescribeCluster(ctx, &shardlogv1.DescribeClusterRequest{})
+		return err
+	})
+	return resp, err
 }

@@ -41,16 +41,7 @@ func (r *run) watchPlacements(ctx context.Context) func() {
 				last[t.Name][k] = slices.Sorted(slices.Values(rs))
 			}
 		}
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			r.samplePlacements(ctx, last)
-		}
+		everyTick(ctx, time.Second, func() { r.samplePlacements(ctx, last) })
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); <-done }) }

@@ -491,19 +491,26 @@ func (r *run) startProgress(ctx context.Context) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(10 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				a, f, rd := r.rec.counts()
-				r.log.Info("progress", "t", time.Since(r.rec.start).Round(time.Second), "acknowledged", a, "failed", f, "reads", rd)
-			}
-		}
+		everyTick(ctx, 10*time.Second, func() {
+			a, f, rd := r.rec.counts()
+			r.log.Info("progress", "t", time.Since(r.rec.start).Round(time.Second), "acknowledged", a, "failed", f, "reads", rd)
+		})
 	}()
 	return func() { <-done }
+}
+
+// everyTick runs fn every d until ctx ends: the body of the run's samplers.
+func everyTick(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }
 
 // nodeIndex maps a node's client address to its index in the cluster.
