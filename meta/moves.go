@@ -89,11 +89,11 @@ func (s *State) startMove(index uint64, sm StartMove) ([]byte, *Error) {
 		return nil, errorf(CodeNotFound, "shard %d does not exist", uint64(sm.ShardID))
 	}
 	if m, ok := s.Moves[sm.ShardID]; ok {
-		return nil, errorf(CodeAlreadyExists, "shard %d already has a move in progress (%s to node %d)", uint64(sm.ShardID), m.Phase, s.num(m.To.NodeID))
+		return nil, errorf(CodeAlreadyExists, "shard %d already has a move in progress (%s to node %d)", uint64(sm.ShardID), m.Phase, s.Num(m.To.NodeID))
 	}
 	from := slices.IndexFunc(sh.Replicas, func(r Replica) bool { return r.NodeID == sm.From })
 	if from < 0 {
-		return nil, errorf(CodeFailedPrecondition, "shard %d has no replica on node %d", uint64(sm.ShardID), s.num(sm.From))
+		return nil, errorf(CodeFailedPrecondition, "shard %d has no replica on node %d", uint64(sm.ShardID), s.Num(sm.From))
 	}
 	to, ok := s.Nodes[sm.To]
 	switch {
@@ -171,7 +171,7 @@ func (s *State) setPreferredLeader(sp SetPreferredLeader) ([]byte, *Error) {
 		}
 		j := slices.IndexFunc(sh.Replicas, func(r Replica) bool { return r.NodeID == sp.Node })
 		if j < 0 {
-			return nil, errorf(CodeFailedPrecondition, "shard %d has no replica on node %d", uint64(sp.ShardID), s.num(sp.Node))
+			return nil, errorf(CodeFailedPrecondition, "shard %d has no replica on node %d", uint64(sp.ShardID), s.Num(sp.Node))
 		}
 		r := sh.Replicas[j]
 		copy(sh.Replicas[1:j+1], sh.Replicas[:j])
@@ -187,8 +187,9 @@ func (s *State) hasReplica(shardID ids.ShardID, replicaID ids.ReplicaID) bool {
 	return ok && slices.ContainsFunc(sh.Replicas, func(r Replica) bool { return r.ReplicaID == replicaID })
 }
 
-// num returns a node's readable number, or 0 for an unknown node.
-func (s *State) num(id ids.NodeID) ids.NodeNum {
+// Num returns the readable number of a registered or removed node, 0 if the
+// state does not know the node.
+func (s *State) Num(id ids.NodeID) ids.NodeNum {
 	if n, ok := s.Nodes[id]; ok {
 		return n.Num
 	}

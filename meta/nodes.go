@@ -133,7 +133,3 @@ func (s *State) NodeByNum(num ids.NodeNum) (*Node, bool) {
 	}
 	return nil, false
 }
-
-// Num returns the readable number of a registered or removed node, 0 if the
-// state does not know the node.
-func (s *State) Num(id ids.NodeID) ids.NodeNum { return s.num(id) }

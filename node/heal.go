@@ -81,7 +81,6 @@ func (n *Node) healPass(now time.Time) {
 	if err := n.healMeta(ctx, v, snap); err != nil {
 		n.log.Warn("meta group repair step failed", "err", err)
 	}
-	n.notifyMeta(0)
 }
 
 // maxPreferredChanges bounds the preferred-leader changes per pass: each one

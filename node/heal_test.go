@@ -95,9 +95,6 @@ func leaderSpread(resp *pb.DescribeClusterResponse) (lo, hi int) {
 // acknowledged record reads back from every survivor. Then a second node stops,
 // and writes and meta changes still work.
 func TestClusterHealsAfterANodeDiesForGood(t *testing.T) {
-	if testing.Short() && testing.Verbose() {
-		t.Log("runs in -short too: it is the bounded version of the kill-forever chaos fault")
-	}
 	c := nodetest.Start(t, 4, func(i int, cfg *node.Config) {
 		cfg.DeadAfter = 3 * time.Second
 		cfg.LeaderBalanceInterval = time.Second

@@ -217,7 +217,6 @@ func (n *Node) advanceMove(ctx context.Context, v *meta.State, m meta.Move, phas
 	if err != nil && !(retried && errors.As(err, &me) && me.Code == meta.CodeNotFound) {
 		return fmt.Errorf("record phase %s: %w", phase, err)
 	}
-	n.notifyMeta(0)
 	n.log.Info("move "+string(phase), "topic", m.Topic, "shard", m.ShardID, "reason", m.Reason,
 		"from", fmt.Sprintf("r%d@%d", m.From.ReplicaID, v.Num(m.From.NodeID)),
 		"to", fmt.Sprintf("r%d@%d", m.To.ReplicaID, v.Num(m.To.NodeID)))

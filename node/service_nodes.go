@@ -43,7 +43,6 @@ func (s *adminService) DrainNode(ctx context.Context, req *pb.DrainNodeRequest) 
 		return nil, err
 	}
 	n.log.Info("node drain set", "target", got.Num, "draining", got.Draining)
-	n.notifyMeta(0)
 	return &pb.DrainNodeResponse{Node: n.nodeInfo(got)}, nil
 }
 
@@ -119,7 +118,6 @@ func (s *adminService) RemoveNode(ctx context.Context, req *pb.RemoveNodeRequest
 		return nil, fmt.Errorf("node %d is removed from the table, but not yet from the meta Raft group (the controller retries): %w", nd.Num, err)
 	}
 	n.log.Info("node removed", "removed", nd.Num, "removed_id", nd.ID)
-	n.notifyMeta(0)
 	return &pb.RemoveNodeResponse{Node: n.nodeInfo(nd)}, nil
 }
 
