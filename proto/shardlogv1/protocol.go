@@ -13,6 +13,10 @@ import (
 // every routed call.
 const LeaderHeader = "shardlog-leader"
 
+// AuthHeader is the gRPC request metadata key that carries a client's bearer token
+// ("Bearer <token>"); the server maps the token to a principal (--auth-file).
+const AuthHeader = "authorization"
+
 // MaxMessageBytes bounds one gRPC message in either direction: a produce batch plus its
 // envelope, or a fetch response.
 const MaxMessageBytes = 64 << 20
